@@ -1,0 +1,2 @@
+app_name = "health"
+urlpatterns = []  # placeholder: the health work fills this

@@ -1,0 +1,129 @@
+"""Model-server state: vLLM activations and backend health."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .choices import ActivationMode, ActivationState, BackendKind, HealthStatus
+
+
+class Activation(models.Model):
+    """One attempt to serve a vLLM model, from request to stop (state machine + history).
+
+    At most one activation per ``slot`` is live (starting/running/stopping); the
+    partial unique constraint enforces that across every web process and worker.
+    """
+
+    slot = models.CharField(max_length=64, default="vllm")
+    entry = models.ForeignKey(
+        "registry.ModelEntry",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activations",
+    )
+    logical_name = models.CharField(max_length=500, db_index=True)
+    served_model_id = models.CharField(max_length=500)
+    state = models.CharField(
+        max_length=16,
+        choices=ActivationState.choices,
+        default=ActivationState.STARTING,
+        db_index=True,
+    )
+    mode = models.CharField(
+        max_length=16, choices=ActivationMode.choices, default=ActivationMode.LOCAL
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    user_name = models.CharField(max_length=150, blank=True)
+    command = models.JSONField(default=list, blank=True)
+    host = models.CharField(max_length=255, default="127.0.0.1")
+    port = models.PositiveIntegerField()
+    pid = models.IntegerField(null=True, blank=True)
+    pgid = models.IntegerField(null=True, blank=True)
+    # psutil create_time + a hash of the command line: a reused pid never counts as ours.
+    create_time = models.FloatField(null=True, blank=True)
+    cmdline_hash = models.CharField(max_length=64, blank=True)
+    log_path = models.TextField(blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    time_to_ready_s = models.FloatField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    job = models.ForeignKey(
+        "registry.Job",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activations",
+    )
+    last_updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        permissions = [("control_backend", "Can activate and stop model servers")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot"],
+                condition=Q(state__in=["starting", "running", "stopping"]),
+                name="one_live_activation_per_slot",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.logical_name} ({self.state})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in ActivationState.live()
+
+
+class BackendEndpoint(models.Model):
+    """Current health of one backend endpoint (one row per endpoint, updated in place)."""
+
+    key = models.CharField(max_length=300, unique=True)
+    kind = models.CharField(max_length=16, choices=BackendKind.choices, db_index=True)
+    label = models.CharField(max_length=200)
+    url = models.CharField(max_length=500, blank=True)
+    status = models.CharField(
+        max_length=16, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN
+    )
+    since = models.DateTimeField(null=True, blank=True)
+    last_checked = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["kind", "key"]
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.status}"
+
+
+class HealthTransition(models.Model):
+    """A change of an endpoint's status (online -> offline ...), not one row per poll."""
+
+    endpoint = models.ForeignKey(
+        BackendEndpoint, on_delete=models.CASCADE, related_name="transitions"
+    )
+    time = models.DateTimeField(default=timezone.now, db_index=True)
+    old_status = models.CharField(max_length=16, choices=HealthStatus.choices)
+    new_status = models.CharField(max_length=16, choices=HealthStatus.choices)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-time", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint.key}: {self.old_status} -> {self.new_status}"

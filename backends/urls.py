@@ -1,0 +1,2 @@
+app_name = "backends"
+urlpatterns = []  # placeholder: the activation work fills this

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("registry.urls")),
+    path("backends/", include("backends.urls")),
+    path("health/", include("backends.health_urls")),
+]
+
+handler403 = "imageworks_site.errors.permission_denied"
+handler404 = "imageworks_site.errors.not_found"
+handler500 = "imageworks_site.errors.server_error"

@@ -1,0 +1,60 @@
+"""Job pages: a detail page and the status partial the UI polls with htmx."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from .models import Job
+
+JOB_CONTROL_PERMS = {
+    "verify": "registry.verify_entry",
+    "lock": "registry.lock_entry",
+    "sync": "registry.sync_registry",
+    "import": "registry.import_entry",
+    "activate": "backends.control_backend",
+    "stop": "backends.control_backend",
+}
+
+
+@require_GET
+@login_required
+@permission_required("registry.view_job", raise_exception=True)
+def job_detail(request, pk: int):
+    job = get_object_or_404(Job, pk=pk)
+    return render(request, "registry/job_detail.html", {"job": job})
+
+
+@require_GET
+@login_required
+@permission_required("registry.view_job", raise_exception=True)
+def job_status(request, pk: int):
+    """The job status partial; answers 286 (stop polling) once the job has ended."""
+    job = get_object_or_404(Job, pk=pk)
+    response = render(request, "registry/_job_status.html", {"job": job})
+    if job.is_terminal and request.htmx:
+        # 286 tells htmx to stop "every Ns" polling; the body still replaces the element.
+        stop = HttpResponseStopPolling()
+        stop.content = response.content
+        return stop
+    return response
+
+
+@require_POST
+@login_required
+def job_cancel(request, pk: int):
+    from .jobs import cancel
+
+    job = get_object_or_404(Job, pk=pk)
+    perm = JOB_CONTROL_PERMS.get(job.kind, "registry.sync_registry")
+    if not request.user.has_perm(perm):
+        raise PermissionDenied("You may not cancel this job.")
+    cancel(job)
+    if request.htmx:
+        return render(
+            request, "registry/_job_status.html", {"job": Job.objects.get(pk=pk)}
+        )
+    return redirect(job.get_absolute_url())
