@@ -1,0 +1,488 @@
+"""Sync: make the ``ModelEntry`` mirror match the JSON layer files.
+
+The NetBox ``DataSource.sync`` pattern: load the files, index existing rows by
+name, bulk-create new entries, bulk-update changed ones, delete the ones that are
+gone (their history and audit rows keep the name). A stat of the three files
+comes first, so a sync when nothing changed costs three ``stat`` calls and one
+query. Per-entry changes are recorded as ``EntryChange`` rows (changed keys only).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from . import layers, normalize
+from .audit import Actor, record
+from .choices import Action, ChangeKind, Layer, Outcome, Provenance
+from .diffing import diff_entries
+from .models import ActionLog, EntryChange, LayerFile, ModelEntry
+
+logger = logging.getLogger(__name__)
+
+LAYER_KEYS = (layers.CURATED, layers.DISCOVERED, layers.SNAPSHOT)
+# Fields recomputed from the files on every sync (everything but `installed` for
+# entries whose installed state comes from a server, and bookkeeping).
+SYNCED_FIELDS = [
+    "display_name",
+    "backend",
+    "roles",
+    "roles_key",
+    "capabilities",
+    "cap_text",
+    "cap_vision",
+    "cap_embedding",
+    "cap_audio",
+    "cap_thinking",
+    "cap_tools",
+    "served_model_id",
+    "aliases",
+    "search_text",
+    "backend_config",
+    "download_path",
+    "download_size_bytes",
+    "aggregate_sha256",
+    "locked",
+    "expected_sha256",
+    "last_verified",
+    "last_verified_at",
+    "deprecated",
+    "testing",
+    "in_curated",
+    "in_discovered",
+    "provenance",
+    "field_sources",
+    "curated_raw",
+    "discovered_raw",
+    "merged",
+    "fingerprint",
+    "synced_at",
+]
+
+
+@dataclass
+class SyncResult:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    problems: list[dict] = field(default_factory=list)
+    no_change: bool = False
+    error: str = ""
+    migrated: bool = False
+    action: ActionLog | None = None
+    history_ids: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"Registry not reloaded: {self.error}"
+        if self.no_change:
+            return "No registry file changed since the last reload."
+        parts = [
+            f"{len(self.added)} added",
+            f"{len(self.changed)} changed",
+            f"{len(self.removed)} removed",
+            f"{self.unchanged} unchanged",
+        ]
+        text = "Registry reloaded: " + ", ".join(parts) + "."
+        if self.problems:
+            text += f" {len(self.problems)} entries skipped as unreadable (see Layer files)."
+        if self.migrated:
+            text += " The legacy single-file registry was split into curated and discovered layers."
+        return text
+
+    def as_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "problems": self.problems,
+            "no_change": self.no_change,
+            "error": self.error,
+        }
+
+
+def registry_dir() -> Path:
+    return Path(settings.IMAGEWORKS_REGISTRY_DIR)
+
+
+def test_patterns():
+    return normalize.compile_patterns(settings.IMAGEWORKS_TEST_MODEL_PATTERNS)
+
+
+def files_unchanged() -> bool:
+    """True when the three files look exactly as the last sync saw them (3 stats, 1 query)."""
+    signatures = layers.layer_signatures(registry_dir())
+    seen = {lf.layer: lf for lf in LayerFile.objects.all()}
+    if set(seen) != set(LAYER_KEYS):
+        return False
+    for key, sig in signatures.items():
+        lf = seen[key]
+        if sig is None:
+            if lf.exists:
+                return False
+        elif (
+            not lf.exists
+            or (lf.mtime_ns, lf.size) != sig
+            or lf.path != str(_file_path(key))
+        ):
+            return False
+    return True
+
+
+def _file_path(key: str) -> Path:
+    files = {
+        layers.CURATED: layers.CURATED_FILE,
+        layers.DISCOVERED: layers.DISCOVERED_FILE,
+        layers.SNAPSHOT: layers.SNAPSHOT_FILE,
+    }
+    return registry_dir() / files[key]
+
+
+def sync_registry(
+    actor: Actor | None = None,
+    *,
+    force: bool = False,
+    explicit: bool = True,
+    action: ActionLog | None = None,
+) -> SyncResult:
+    """Bring the mirror in line with the files.
+
+    ``explicit`` syncs (Reload button, CLI, task) always write one audit row;
+    implicit ones (page load) write a row only when something changed. ``action``
+    attributes the recorded entry changes to a write-back's audit row instead.
+    A file that cannot be read leaves the last good mirror in place.
+    """
+    actor = actor or Actor.system()
+    if not force and files_unchanged():
+        result = SyncResult(no_change=True)
+        if explicit and action is None:
+            result.action = record(
+                actor, Action.SYNC, message=result.summary(), details=result.as_dict()
+            )
+        return result
+    try:
+        registry = layers.load_registry(registry_dir())
+    except layers.RegistryError as exc:
+        result = SyncResult(error=str(exc))
+        _record_file_error(exc)
+        if action is None:
+            result.action = record(
+                actor,
+                Action.SYNC,
+                outcome=Outcome.FAILED,
+                message=result.summary(),
+                details=result.as_dict(),
+            )
+        logger.warning("sync failed: %s", exc)
+        return result
+    with transaction.atomic():
+        result = _apply(registry, actor, action)
+        _save_layer_files(registry)
+        if action is None and (explicit or result.changed_anything):
+            result.action = record(
+                actor, Action.SYNC, message=result.summary(), details=result.as_dict()
+            )
+            if result.history_ids:
+                EntryChange.objects.filter(pk__in=result.history_ids).update(
+                    action=result.action
+                )
+    return result
+
+
+def _apply(
+    registry: layers.Registry, actor: Actor, action: ActionLog | None
+) -> SyncResult:
+    now = timezone.now()
+    result = SyncResult(migrated=registry.migrated)
+    result.problems = [
+        {"file": p.file, "index": p.index, "name": p.name, "reason": p.reason}
+        for p in registry.problems
+        if getattr(p, "skipped", True)
+    ]
+    patterns = test_patterns()
+    existing = {
+        name: (pk, fingerprint, testing, installed)
+        for name, pk, fingerprint, testing, installed in ModelEntry.objects.values_list(
+            "name", "pk", "fingerprint", "testing", "installed"
+        )
+    }
+    first_sync = not existing
+    to_create: list[ModelEntry] = []
+    changed_fields: dict[str, dict] = {}
+    for name, merged_entry in registry.entries.items():
+        fields = entry_fields(merged_entry, patterns, now)
+        current = existing.get(name)
+        if current is None:
+            to_create.append(
+                ModelEntry(name=name, installed=_installed(fields), **fields)
+            )
+            result.added.append(name)
+            continue
+        pk, fingerprint, testing, installed = current
+        new_installed = _installed(fields, installed)
+        if (
+            fingerprint == fields["fingerprint"]
+            and testing == fields["testing"]
+            and new_installed == installed
+        ):
+            result.unchanged += 1
+            continue
+        changed_fields[name] = {**fields, "installed": new_installed}
+        if fingerprint != fields["fingerprint"]:
+            result.changed.append(name)
+        else:
+            result.unchanged += 1
+    gone = [name for name in existing if name not in registry.entries]
+    result.removed = gone
+
+    history: list[EntryChange] = []
+    user_name = actor.name if action is not None else ""
+    if changed_fields:
+        rows = ModelEntry.objects.in_bulk(list(changed_fields), field_name="name")
+        for name, fields in changed_fields.items():
+            row = rows[name]
+            if row.fingerprint != fields["fingerprint"]:
+                history.extend(
+                    _history(
+                        row,
+                        row.curated_raw,
+                        row.discovered_raw,
+                        fields,
+                        now,
+                        action,
+                        user_name,
+                    )
+                )
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.version += 1
+        ModelEntry.objects.bulk_update(
+            list(rows.values()),
+            [*SYNCED_FIELDS, "installed", "version"],
+            batch_size=500,
+        )
+    if to_create:
+        ModelEntry.objects.bulk_create(to_create, batch_size=500)
+        if not first_sync:
+            created = ModelEntry.objects.in_bulk(
+                [e.name for e in to_create], field_name="name"
+            )
+            for entry in created.values():
+                history.extend(
+                    _history(
+                        entry, None, None, _raw_fields(entry), now, action, user_name
+                    )
+                )
+    if gone:
+        for old in ModelEntry.objects.filter(name__in=gone).values(
+            "name", "curated_raw", "discovered_raw"
+        ):
+            history.extend(
+                _history(
+                    ModelEntry(name=old["name"]),
+                    old["curated_raw"],
+                    old["discovered_raw"],
+                    {"curated_raw": None, "discovered_raw": None},
+                    now,
+                    action,
+                    user_name,
+                )
+            )
+        ModelEntry.objects.filter(name__in=gone).delete()
+    if history:
+        EntryChange.objects.bulk_create(history, batch_size=500)
+        result.history_ids = [h.pk for h in history if h.pk]
+    return result
+
+
+def _raw_fields(entry: ModelEntry) -> dict:
+    return {"curated_raw": entry.curated_raw, "discovered_raw": entry.discovered_raw}
+
+
+def _history(
+    row, old_curated, old_discovered, fields, now, action, user_name
+) -> list[EntryChange]:
+    out = []
+    pairs = (
+        (Layer.CURATED, old_curated, fields["curated_raw"]),
+        (Layer.DISCOVERED, old_discovered, fields["discovered_raw"]),
+    )
+    for layer, before, after in pairs:
+        if before == after:
+            continue
+        changes = diff_entries(before, after)
+        if not changes:
+            continue
+        kind = (
+            ChangeKind.ADDED
+            if before is None
+            else ChangeKind.REMOVED
+            if after is None
+            else ChangeKind.CHANGED
+        )
+        out.append(
+            EntryChange(
+                time=now,
+                entry=row if row.pk else None,
+                entry_name=row.name,
+                layer=layer,
+                kind=kind,
+                changes=changes,
+                action=action,
+                user_name=user_name,
+            )
+        )
+    return out
+
+
+def _installed(fields: dict, previous: bool | None = None) -> bool | None:
+    """Files on disk for local models; Ollama tags keep what the health check found."""
+    path = normalize.model_dir(fields["merged"])
+    if not path or path.startswith("ollama:"):
+        return previous
+    try:
+        return Path(path).expanduser().is_dir()
+    except OSError:
+        return False
+
+
+def entry_fields(entry: layers.MergedEntry, patterns, now) -> dict:
+    """Denormalise one merged entry into ``ModelEntry`` column values."""
+    m = entry.merged
+    caps = normalize.normalize_capabilities(m.get("capabilities"))
+    flags = normalize.canonical_flags(caps)
+    roles = normalize.roles(m.get("roles"))
+    aliases = normalize.aliases(m.get("model_aliases"))
+    display = str(m.get("display_name") or entry.name).strip() or entry.name
+    backend_config = (
+        m.get("backend_config") if isinstance(m.get("backend_config"), dict) else {}
+    )
+    artifacts = m.get("artifacts") if isinstance(m.get("artifacts"), dict) else {}
+    lock = m.get("version_lock") if isinstance(m.get("version_lock"), dict) else {}
+    last_verified = str(lock.get("last_verified") or "")
+    in_curated = entry.curated is not None
+    in_discovered = entry.discovered is not None
+    return {
+        "display_name": display[:500],
+        "backend": str(m.get("backend") or "").strip()[:50],
+        "roles": roles,
+        "roles_key": ("|" + "|".join(roles) + "|") if roles else "",
+        "capabilities": caps,
+        "cap_text": flags.get("text", False),
+        "cap_vision": flags.get("vision", False),
+        "cap_embedding": flags.get("embedding", False),
+        "cap_audio": flags.get("audio", False),
+        "cap_thinking": flags.get("thinking", False),
+        "cap_tools": flags.get("tools", False),
+        "served_model_id": normalize.served_id(m.get("served_model_id"))[:500],
+        "aliases": aliases,
+        "search_text": "\n".join(
+            [entry.name.lower(), display.lower(), *(a.lower() for a in aliases)]
+        ),
+        "backend_config": backend_config,
+        "download_path": str(m.get("download_path") or "")[:2000],
+        "download_size_bytes": _int_or_none(m.get("download_size_bytes")),
+        "aggregate_sha256": str(artifacts.get("aggregate_sha256") or "")[:64],
+        "locked": normalize.to_bool(lock.get("locked")),
+        "expected_sha256": str(lock.get("expected_aggregate_sha256") or "")[:64],
+        "last_verified": last_verified[:64],
+        "last_verified_at": _parse_time(last_verified),
+        "deprecated": normalize.to_bool(m.get("deprecated")),
+        "testing": normalize.is_testing(entry.name, m.get("metadata"), patterns),
+        "in_curated": in_curated,
+        "in_discovered": in_discovered or entry.from_snapshot,
+        "provenance": Provenance.BOTH
+        if in_curated and (in_discovered or entry.from_snapshot)
+        else Provenance.CURATED
+        if in_curated
+        else Provenance.DISCOVERED,
+        "field_sources": entry.sources,
+        "curated_raw": entry.curated,
+        "discovered_raw": entry.discovered,
+        "merged": m,
+        "fingerprint": entry.fingerprint,
+        "synced_at": now,
+    }
+
+
+def _int_or_none(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse_time(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.utc)
+    return parsed
+
+
+def _save_layer_files(registry: layers.Registry) -> None:
+    now = timezone.now()
+    for key, layer in (
+        (layers.CURATED, registry.curated),
+        (layers.DISCOVERED, registry.discovered),
+        (layers.SNAPSHOT, registry.snapshot),
+    ):
+        path = _file_path(key)
+        values = {
+            "path": str(path),
+            "exists": bool(layer and layer.exists),
+            "mtime_ns": layer.mtime_ns if layer and layer.exists else None,
+            "size": layer.size if layer and layer.exists else None,
+            "sha256": layer.sha256 if layer else "",
+            "entry_count": len(layer.entries) if layer else 0,
+            "problems": [
+                {
+                    "index": p.index,
+                    "name": p.name,
+                    "reason": p.reason,
+                    "skipped": getattr(p, "skipped", True),
+                }
+                for p in (layer.problems if layer else [])
+            ],
+            "error": "",
+            "synced_at": now,
+        }
+        LayerFile.objects.update_or_create(layer=key, defaults=values)
+
+
+def _record_file_error(exc: layers.RegistryError) -> None:
+    """Remember a file-level error (shown on the page); keep the last good mirror."""
+    path = str(getattr(exc, "path", "") or "")
+    for key in LAYER_KEYS:
+        if path and Path(path).name == _file_path(key).name:
+            LayerFile.objects.update_or_create(
+                layer=key,
+                defaults={
+                    "path": str(_file_path(key)),
+                    "error": str(exc),
+                    "mtime_ns": None,
+                },
+            )
+            return
