@@ -1,0 +1,126 @@
+"""Jobs: enqueue, progress from a task, the polled status partial, stale detection."""
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+
+from registry.audit import Actor
+from registry.choices import JobStatus
+from registry.jobs import JobConflict, enqueue, mark_stale_jobs
+from registry.models import Job
+from tests.base import BaseTestCase, PermissionMatrixMixin
+
+
+class JobTests(PermissionMatrixMixin, BaseTestCase):
+    def enqueue(self, func="tests.registry.jobdemo.succeed", **kw):
+        with self.captureOnCommitCallbacks(execute=True):
+            job = enqueue(
+                "demo",
+                func,
+                actor=Actor.from_user(self.operator),
+                entry_name=kw.pop("entry_name", "m1"),
+            )
+        job.refresh_from_db()
+        return job
+
+    def test_a_task_reports_progress_and_succeeds(self):
+        job = self.enqueue()
+        self.assertEqual(job.status, JobStatus.SUCCEEDED)
+        self.assertEqual(job.progress, 1.0)
+        self.assertEqual(job.result, {"answer": 42})
+        self.assertEqual(job.data["bytes_total"], 10)
+        self.assertEqual(job.log[-1]["msg"], "working")
+        self.assertEqual(job.user_name, "alice")
+        self.assertIsNotNone(job.finished)
+
+    def test_job_failed_gives_the_message(self):
+        job = self.enqueue("tests.registry.jobdemo.fail_cleanly")
+        self.assertEqual(job.status, JobStatus.FAILED)
+        self.assertEqual(job.error, "model files not found at /nowhere")
+
+    def test_an_unexpected_exception_fails_the_job_with_a_traceback_in_its_log(self):
+        job = self.enqueue("tests.registry.jobdemo.crash")
+        self.assertEqual(job.status, JobStatus.FAILED)
+        self.assertIn("RuntimeError: unexpected", job.error)
+        self.assertIn("Traceback", job.log[-1]["msg"])
+
+    def test_a_second_live_job_for_the_same_entry_is_refused(self):
+        Job.objects.create(
+            kind="demo", entry_name="m1", status=JobStatus.RUNNING, user_name="bob"
+        )
+        with self.assertRaisesMessage(
+            JobConflict, "A demo job is already running for m1 by bob."
+        ):
+            enqueue(
+                "demo",
+                "tests.registry.jobdemo.succeed",
+                actor=Actor.from_user(self.operator),
+                entry_name="m1",
+            )
+        # A different entry is fine.
+        job = self.enqueue(entry_name="m2")
+        self.assertEqual(job.status, JobStatus.SUCCEEDED)
+
+    def test_the_status_partial_polls_until_the_job_ends(self):
+        job = Job.objects.create(
+            kind="demo", status=JobStatus.RUNNING, progress=0.25, message="Hashing"
+        )
+        url = reverse("registry:job_status", args=[job.pk])
+        response = self.client_for(self.viewer).get(url, headers={"HX-Request": "true"})
+        self.assertEqual(response.status_code, 200)
+        self.assertContains(response, 'hx-trigger="every 1s"')
+        self.assertContains(response, "25%")
+        job.status = JobStatus.SUCCEEDED
+        job.save()
+        response = self.client_for(self.viewer).get(url, headers={"HX-Request": "true"})
+        self.assertEqual(response.status_code, 286)  # htmx: stop polling
+        self.assertNotContains(response, "every 1s", status_code=286)
+
+    def test_job_pages_need_view_permission(self):
+        job = Job.objects.create(kind="demo", status=JobStatus.RUNNING)
+        self.assert_get_matrix(
+            reverse("registry:job_status", args=[job.pk]),
+            allowed=[self.viewer, self.operator],
+            forbidden=[self.outsider],
+        )
+        self.assert_get_matrix(
+            reverse("registry:job_detail", args=[job.pk]),
+            allowed=[self.viewer],
+            forbidden=[self.outsider],
+        )
+
+    def test_cancel_needs_the_kinds_permission(self):
+        job = Job.objects.create(
+            kind="verify", status=JobStatus.RUNNING, entry_name="m1"
+        )
+        url = reverse("registry:job_cancel", args=[job.pk])
+        self.assert_forbidden(self.viewer, url, "post")
+        self.assert_forbidden(self.editor, url, "post")
+        self.assert_method_not_allowed(self.operator, url, "get")
+        self.assert_allowed(self.operator, url, "post")
+        job.refresh_from_db()
+        self.assertEqual(job.status, JobStatus.CANCELLED)
+
+    def test_stale_jobs_are_marked_failed_with_a_reason(self):
+        old = timezone.now() - timedelta(minutes=30)
+        dead = Job.objects.create(
+            kind="verify", status=JobStatus.RUNNING, entry_name="a", heartbeat=old
+        )
+        lost = Job.objects.create(
+            kind="verify", status=JobStatus.QUEUED, entry_name="b", created=old
+        )
+        alive = Job.objects.create(
+            kind="verify",
+            status=JobStatus.RUNNING,
+            entry_name="c",
+            heartbeat=timezone.now(),
+        )
+        self.assertEqual(mark_stale_jobs(timedelta(minutes=10)), 2)
+        dead.refresh_from_db()
+        lost.refresh_from_db()
+        alive.refresh_from_db()
+        self.assertEqual(dead.status, JobStatus.FAILED)
+        self.assertIn("Worker stopped reporting", dead.error)
+        self.assertEqual(lost.status, JobStatus.FAILED)
+        self.assertEqual(alive.status, JobStatus.RUNNING)
