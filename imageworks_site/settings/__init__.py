@@ -319,3 +319,13 @@ IMAGEWORKS_TRITON_URL = env("IMAGEWORKS_TRITON_URL", "")
 IMAGEWORKS_HEALTH_INTERVAL = env_int("IMAGEWORKS_HEALTH_INTERVAL", 30)
 IMAGEWORKS_HEALTH_TIMEOUT = env_float("IMAGEWORKS_HEALTH_TIMEOUT", 2.0)
 IMAGEWORKS_CHAT_PROXY_CONFIG = env("IMAGEWORKS_CHAT_PROXY_CONFIG", "")
+# More OpenAI-compatible servers to watch (comma-separated base URLs).
+IMAGEWORKS_OPENAI_URLS = [
+    u.strip() for u in (env("IMAGEWORKS_OPENAI_URLS", "") or "").split(",") if u.strip()
+]
+# Cards poll every N s; a card load re-checks results older than M s (0 = never;
+# keeps cards truthful when no qcluster runs the schedule). See docs/health.md.
+IMAGEWORKS_HEALTH_CARD_POLL = env_int("IMAGEWORKS_HEALTH_CARD_POLL", 15)
+IMAGEWORKS_HEALTH_CARD_REFRESH = env_float(
+    "IMAGEWORKS_HEALTH_CARD_REFRESH", float(IMAGEWORKS_HEALTH_INTERVAL)
+)

@@ -1,0 +1,189 @@
+"""Health pages and partials: backend cards, "Check now", transition history, active model.
+
+Thin views over :mod:`backends.health`. Reading needs the viewer permission
+``backends.view_backendendpoint``; "Check now" is a POST open to the same users:
+it re-probes the servers and refreshes the stored health (and Ollama's
+Installed?), but changes no registry content, so no stronger role is needed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.paginator import Paginator
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from . import health
+from .choices import BackendKind, HealthStatus
+from .models import HealthTransition
+
+VIEW_PERM = "backends.view_backendendpoint"
+
+COLOURS = {
+    "green": "green",
+    "amber": "amber",
+    "red": "red",
+    "grey": "grey",
+}  # CSS classes of .dot
+
+
+def _kind(kind: str) -> BackendKind:
+    try:
+        return BackendKind(kind)
+    except ValueError:
+        raise Http404(f"unknown backend kind {kind!r}")
+
+
+def _poll_seconds() -> int:
+    return int(getattr(settings, "IMAGEWORKS_HEALTH_CARD_POLL", 15))
+
+
+def _card_context(kind: BackendKind) -> dict:
+    summary = health.kind_summary(kind)
+    summary["hex"] = COLOURS[summary["colour"]]
+    summary["poll_seconds"] = _poll_seconds()
+    summary["endpoint_rows"] = [
+        {
+            "row": ep,
+            "colour": HealthStatus(ep.status).colour,
+            "hex": COLOURS[HealthStatus(ep.status).colour],
+            "status_label": HealthStatus(ep.status).label,
+        }
+        for ep in summary["endpoints"]
+    ]
+    return summary
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERM, raise_exception=True)
+def overview(request):
+    """All backend cards on one page (each card loads and refreshes on its own)."""
+    return render(
+        request,
+        "backends/health_overview.html",
+        {
+            "kinds": [(k.value, k.label) for k in health.KIND_ORDER],
+            "poll_seconds": _poll_seconds(),
+            "interval": getattr(settings, "IMAGEWORKS_HEALTH_INTERVAL", 30),
+        },
+    )
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERM, raise_exception=True)
+def card(request, kind: str):
+    """One backend card (partial); re-checks first when the stored result is stale."""
+    kind = _kind(kind)
+    health.refresh_if_stale([kind])
+    return render(request, "backends/health_card.html", _card_context(kind))
+
+
+@require_POST
+@login_required
+@permission_required(VIEW_PERM, raise_exception=True)
+def check_now(request, kind: str | None = None):
+    """Re-check one backend kind (or all) now; htmx gets the fresh card back."""
+    kinds = [_kind(kind)] if kind else None
+    health.check_all(kinds)
+    if request.htmx and kind:
+        return render(request, "backends/health_card.html", _card_context(kinds[0]))
+    target = request.POST.get("next") or request.headers.get("Referer") or ""
+    if not url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, request.is_secure()
+    ):
+        target = ""
+    return redirect(target or "health:overview")
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERM, raise_exception=True)
+def history(request):
+    """Status transitions, newest first (filter with ?kind= or ?endpoint=<key>)."""
+    rows = HealthTransition.objects.select_related("endpoint")
+    kind = request.GET.get("kind", "")
+    if kind:
+        rows = rows.filter(endpoint__kind=kind)
+    key = request.GET.get("endpoint", "")
+    if key:
+        rows = rows.filter(endpoint__key=key)
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    for t in page:
+        t.old_hex = COLOURS[HealthStatus(t.old_status).colour]
+        t.new_hex = COLOURS[HealthStatus(t.new_status).colour]
+    return render(
+        request,
+        "backends/health_history.html",
+        {"page": page, "kind": kind, "endpoint_key": key, "kinds": health.KIND_ORDER},
+    )
+
+
+def _as_datetime(value):
+    """started_at may be epoch seconds (the original) or ISO text; None stays None."""
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return value
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERM, raise_exception=True)
+def active_model(request):
+    """Dashboard "Active model" card (partial)."""
+    state = health.active_vllm()
+    if state:
+        state = {**state, "started_at": _as_datetime(state.get("started_at"))}
+    row = (
+        health.configured_endpoints(BackendKind.VLLM)
+        .filter(key=health.VLLM_ACTIVE_KEY)
+        .first()
+    )
+    status = row.status if row and state else HealthStatus.NOT_CONFIGURED
+    return render(
+        request,
+        "backends/active_model_card.html",
+        {
+            "state": state,
+            "endpoint": row,
+            "status": status,
+            "status_label": HealthStatus(status).label,
+            "hex": COLOURS[HealthStatus(status).colour],
+        },
+    )
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_PERM, raise_exception=True)
+def status_json(request):
+    """Stored health of every configured endpoint as JSON (no probing)."""
+    data = [
+        {
+            "key": ep.key,
+            "kind": ep.kind,
+            "label": ep.label,
+            "url": ep.url,
+            "status": ep.status,
+            "since": ep.since.isoformat() if ep.since else None,
+            "last_checked": ep.last_checked.isoformat() if ep.last_checked else None,
+            "latency_ms": ep.latency_ms,
+            "error": ep.last_error,
+            "details": ep.details,
+        }
+        for ep in health.configured_endpoints()
+    ]
+    return JsonResponse({"endpoints": data})

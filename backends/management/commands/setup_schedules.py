@@ -1,0 +1,28 @@
+"""Create or update the django-q2 schedules of the backends app (idempotent)."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from backends.health_tasks import ensure_schedules
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the scheduled backend health checks "
+        "(interval: IMAGEWORKS_HEALTH_INTERVAL seconds). Safe to run repeatedly."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--interval", type=int, default=None, help="seconds (default: setting)"
+        )
+
+    def handle(self, *args, interval=None, **options):
+        interval = interval or settings.IMAGEWORKS_HEALTH_INTERVAL
+        for schedule in ensure_schedules(interval):
+            self.stdout.write(
+                f"{schedule.name}: every {schedule.minutes} min, next run {schedule.next_run:%H:%M:%S}"
+            )
+        self.stdout.write(
+            self.style.SUCCESS(f"Health checks scheduled every ~{max(30, interval)} s.")
+        )

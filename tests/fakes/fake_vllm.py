@@ -1,0 +1,167 @@
+"""A tiny stand-in for ``python -m vllm.entrypoints.openai.api_server``.
+
+A real process with a real socket: it parses the same argv the launcher builds
+(unknown flags are tolerated), binds ``--host``/``--port`` at once (vLLM binds
+early too), answers ``GET /health`` with 503 until "loaded" and then 200 with an
+empty body, and ``GET /v1/models`` with the served id. Behaviour is chosen by
+environment variables (pass them through the allow-list in tests only):
+
+FAKE_VLLM_READY_DELAY         seconds until ready (default 0.3)
+FAKE_VLLM_CRASH_DURING_START  exit with this code before becoming ready
+FAKE_VLLM_CRASH_DELAY         ... after this many seconds (default 0.2)
+FAKE_VLLM_CRASH_AFTER_READY   exit (code 3) this many seconds after ready
+FAKE_VLLM_IGNORE_SIGTERM      "1": ignore SIGTERM (only SIGKILL stops it)
+FAKE_VLLM_SERVE_NAME          serve this id instead of --served-model-name
+FAKE_VLLM_WORKERS             start N child processes in the same group (like vLLM's engine workers)
+
+The same knobs are accepted as flags (``--fake-ready-delay 2``...) so a registry
+entry's extra_args can choose per model.
+
+Run: ``python tests/fakes/fake_vllm.py --model M --served-model-name S --host H --port P``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fake_vllm", allow_abbrev=False)
+    p.add_argument("--model", required=True)
+    p.add_argument("--served-model-name", default=None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-model-len", type=int, default=4096)
+    env = os.environ.get
+    p.add_argument(
+        "--fake-ready-delay",
+        type=float,
+        default=float(env("FAKE_VLLM_READY_DELAY") or 0.3),
+    )
+    p.add_argument(
+        "--fake-crash-during-start",
+        type=int,
+        default=_int(env("FAKE_VLLM_CRASH_DURING_START")),
+    )
+    p.add_argument(
+        "--fake-crash-delay",
+        type=float,
+        default=float(env("FAKE_VLLM_CRASH_DELAY") or 0.2),
+    )
+    p.add_argument(
+        "--fake-crash-after-ready",
+        type=float,
+        default=_float(env("FAKE_VLLM_CRASH_AFTER_READY")),
+    )
+    p.add_argument(
+        "--fake-ignore-sigterm",
+        action="store_true",
+        default=env("FAKE_VLLM_IGNORE_SIGTERM") == "1",
+    )
+    p.add_argument("--fake-serve-name", default=env("FAKE_VLLM_SERVE_NAME") or None)
+    p.add_argument(
+        "--fake-workers", type=int, default=int(env("FAKE_VLLM_WORKERS") or 0)
+    )
+    args, unknown = p.parse_known_args(argv)
+    args.unknown = unknown
+    return args
+
+
+def _int(value):
+    return int(value) if value not in (None, "") else None
+
+
+def _float(value):
+    return float(value) if value not in (None, "") else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    served = args.fake_serve_name or args.served_model_name or args.model
+    ready = threading.Event()
+    log = lambda msg: print(f"INFO {time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
+
+    if args.fake_ignore_sigterm:
+        signal.signal(signal.SIGTERM, lambda *_: log("SIGTERM ignored"))
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *a):
+            pass
+
+        def _send(self, code: int, body: bytes = b"", ctype: str = "application/json"):
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path == "/health":
+                self._send(200 if ready.is_set() else 503)
+            elif self.path == "/v1/models":
+                if not ready.is_set():
+                    return self._send(503, b'{"error":"loading"}')
+                card = {
+                    "id": served,
+                    "object": "model",
+                    "root": args.model,
+                    "max_model_len": args.max_model_len,
+                }
+                self._send(200, json.dumps({"object": "list", "data": [card]}).encode())
+            else:
+                self._send(404, b'{"detail":"Not Found"}')
+
+    try:
+        server = ThreadingHTTPServer((args.host, args.port), Handler)
+    except OSError as exc:
+        print(
+            f"ERROR [Errno {exc.errno}] error while attempting to bind on address "
+            f"({args.host!r}, {args.port}): {exc.strerror}",
+            flush=True,
+        )
+        print(f"OSError: [Errno {exc.errno}] Address already in use", flush=True)
+        return 1
+    server.daemon_threads = True
+    log(
+        f"fake vLLM model={args.model} served={served} port={args.port} unknown={args.unknown}"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"]
+        )
+        for _ in range(args.fake_workers)
+    ]
+    if workers:
+        log(f"workers: {[w.pid for w in workers]}")
+
+    def lifecycle():
+        if args.fake_crash_during_start is not None:
+            time.sleep(args.fake_crash_delay)
+            print("Traceback (most recent call last):", flush=True)
+            print("RuntimeError: CUDA error: out of memory (fake)", flush=True)
+            os._exit(args.fake_crash_during_start)
+        time.sleep(args.fake_ready_delay)
+        ready.set()
+        log("Application startup complete.")
+        if args.fake_crash_after_ready is not None:
+            time.sleep(args.fake_crash_after_ready)
+            print("RuntimeError: engine died (fake)", flush=True)
+            os._exit(3)
+
+    threading.Thread(target=lifecycle, daemon=True).start()
+    server.serve_forever(poll_interval=0.1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
