@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -39,6 +41,9 @@ def job_status(request, pk: int):
         # 286 tells htmx to stop "every Ns" polling; the body still replaces the element.
         stop = HttpResponseStopPolling()
         stop.content = response.content
+        if job.entry_id:
+            # The job may have changed the entry (hash, lock): rows and drawer refresh.
+            stop["HX-Trigger"] = json.dumps({"entryChanged": {"pk": job.entry_id}})
         return stop
     return response
 
