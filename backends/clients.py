@@ -499,7 +499,11 @@ def vllm_ready(base_url: str, served_id: str, *, timeout: float = 1.0) -> ReadyC
         try:
             response = _request(client, "GET", f"{root}/health", budget)
             if response.status_code != 200:
-                return ReadyCheck(False, f"/health answered HTTP {response.status_code}", health_status=response.status_code)
+                return ReadyCheck(
+                    False,
+                    f"/health answered HTTP {response.status_code}",
+                    health_status=response.status_code,
+                )
             payload = _get_json(client, f"{root}/v1/models", budget)
             cards = _model_ids(payload, f"{root}/v1/models")
         except ProbeFailure as failure:
@@ -507,7 +511,12 @@ def vllm_ready(base_url: str, served_id: str, *, timeout: float = 1.0) -> ReadyC
     served = [str(c["id"]) for c in cards]
     if served_id not in served:
         listing = ", ".join(served) if served else "no model"
-        return ReadyCheck(False, f"serves {listing}, expected {served_id}", served_models=served, health_status=200)
+        return ReadyCheck(
+            False,
+            f"serves {listing}, expected {served_id}",
+            served_models=served,
+            health_status=200,
+        )
     card = next(c for c in cards if str(c["id"]) == served_id)
     mml = card.get("max_model_len")
     return ReadyCheck(
@@ -539,9 +548,13 @@ def _admin_call(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         with _client() as client:
-            response = client.request(method, url, json=body, headers=headers, timeout=httpx.Timeout(timeout))
+            response = client.request(
+                method, url, json=body, headers=headers, timeout=httpx.Timeout(timeout)
+            )
     except httpx.TimeoutException:
-        raise AdminError(f"vLLM admin service at {url} timed out after {_fmt_seconds(timeout)}")
+        raise AdminError(
+            f"vLLM admin service at {url} timed out after {_fmt_seconds(timeout)}"
+        )
     except httpx.HTTPError as exc:
         raise AdminError(f"vLLM admin service unreachable at {url}: {exc}")
     if response.status_code >= 400:
@@ -569,9 +582,13 @@ def admin_state(admin_url: str, *, token: str = "", timeout: float = 2.0) -> dic
     return data
 
 
-def admin_activate(admin_url: str, payload: dict, *, token: str = "", timeout: float = 30.0) -> dict:
+def admin_activate(
+    admin_url: str, payload: dict, *, token: str = "", timeout: float = 30.0
+) -> dict:
     """``POST /admin/activate`` (reference §6.2); the answer must carry a positive pid."""
-    data = _admin_call("POST", admin_url, "/admin/activate", token=token, body=payload, timeout=timeout)
+    data = _admin_call(
+        "POST", admin_url, "/admin/activate", token=token, body=payload, timeout=timeout
+    )
     try:
         pid = int((data or {}).get("pid") or 0)
     except (TypeError, ValueError, AttributeError):
@@ -583,4 +600,6 @@ def admin_activate(admin_url: str, payload: dict, *, token: str = "", timeout: f
 
 def admin_deactivate(admin_url: str, *, token: str = "", timeout: float = 30.0) -> dict:
     """``POST /admin/deactivate`` (the original's service waits up to 10 s)."""
-    return _admin_call("POST", admin_url, "/admin/deactivate", token=token, timeout=timeout)
+    return _admin_call(
+        "POST", admin_url, "/admin/deactivate", token=token, timeout=timeout
+    )

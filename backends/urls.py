@@ -1,2 +1,13 @@
+from django.urls import path
+
+from . import views
+
 app_name = "backends"
-urlpatterns = []  # placeholder: the activation work fills this
+
+urlpatterns = [
+    path("vllm/activate/<int:pk>/", views.activate, name="activate"),
+    path("vllm/stop/", views.stop, name="stop"),
+    path("vllm/status/", views.status, name="status"),
+    path("vllm/activations/", views.history, name="history"),
+    path("vllm/activations/<int:pk>/log/", views.log_tail, name="log_tail"),
+]

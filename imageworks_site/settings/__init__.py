@@ -299,6 +299,14 @@ IMAGEWORKS_VLLM_GPU_MEMORY_UTILIZATION = env(
 )
 IMAGEWORKS_VLLM_MAX_MODEL_LEN = env("IMAGEWORKS_VLLM_MAX_MODEL_LEN", "")
 IMAGEWORKS_VLLM_ADMIN_URL = env("IMAGEWORKS_VLLM_ADMIN_URL", "")
+# Proxy mode extras (docs/activation.md): bearer token for the admin service, the log
+# folder relative to its cwd, whether model paths are checked locally (shared mounts).
+IMAGEWORKS_VLLM_ADMIN_TOKEN = env("IMAGEWORKS_VLLM_ADMIN_TOKEN", "")
+IMAGEWORKS_VLLM_ADMIN_LOG_DIR = env("IMAGEWORKS_VLLM_ADMIN_LOG_DIR", "logs/vllm")
+IMAGEWORKS_VLLM_ADMIN_CHECK_PATHS = env_bool("IMAGEWORKS_VLLM_ADMIN_CHECK_PATHS", True)
+# Host polled for readiness (default: 127.0.0.1 locally, the admin URL's host in proxy mode).
+IMAGEWORKS_VLLM_CONNECT_HOST = env("IMAGEWORKS_VLLM_CONNECT_HOST", "")
+IMAGEWORKS_VLLM_CWD = env("IMAGEWORKS_VLLM_CWD", "")
 IMAGEWORKS_VLLM_ENV_ALLOWLIST = [
     v.strip()
     for v in (
