@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from . import layers
 from .audit import Actor, audited
 from .diffing import diff_entries, summarize
 from .models import ActionLog, EntryChange, Job, ModelEntry
-from .sync import SyncResult, registry_dir, sync_registry
+from .sync import SyncResult, files_unchanged, registry_dir, sync_registry
 
 DYNAMIC_KEYS = frozenset(
     {
@@ -69,7 +70,11 @@ class EntryConflict(layers.RegistryError):
     def __str__(self) -> str:
         who = f" by {self.changed_by}" if self.changed_by else ""
         when = f" at {self.changed_at:%H:%M}" if self.changed_at else ""
-        what = summarize(self.other_change) if self.other_change else "see the current version"
+        what = (
+            summarize(self.other_change)
+            if self.other_change
+            else "see the current version"
+        )
         return f"'{self.name}' was changed{who}{when} since you opened it ({what}). Nothing was written."
 
 
@@ -90,6 +95,33 @@ def current_layers(name: str) -> layers.MergedEntry | None:
     """The entry as the files hold it right now (not the mirror)."""
     registry = layers.load_registry(registry_dir())
     return registry.entries.get(name)
+
+
+def _starting_point(
+    name: str, fresh_files: bool, expected: str | None
+) -> layers.MergedEntry | None:
+    """The version a change starts from: the mirror row when the files look unchanged
+    since the last sync (saves a full read of a big registry), else the files.
+
+    Safe either way: the row is used only when its fingerprint is the one the write
+    will be checked against (the caller's, or its own), so content derived from a
+    stale row can never be written: ``write_layer_entries`` compares that fingerprint
+    with the files under the registry lock, and a mismatch retries from the files.
+    """
+    if fresh_files and files_unchanged():
+        row = ModelEntry.objects.filter(name=name).first()
+        if row is None or (expected is not None and row.fingerprint != expected):
+            return current_layers(name)
+        return layers.MergedEntry(
+            name=row.name,
+            merged=row.merged,
+            curated=row.curated_raw,
+            discovered=row.discovered_raw,
+            from_snapshot=False,
+            sources=row.field_sources,
+            fingerprint=row.fingerprint,
+        )
+    return current_layers(name)
 
 
 def change_entry(
@@ -116,10 +148,14 @@ def change_entry(
     re-applicable). Raises ``layers.RegistryWriteError`` for read-only files.
     """
     entry = ModelEntry.objects.filter(name=name).first()
-    with audited(actor, action, entry=entry, entry_name=name, job=job, details=details) as audit:
+    with audited(
+        actor, action, entry=entry, entry_name=name, job=job, details=details
+    ) as audit:
         attempt = 0
         while True:
-            current = current_layers(name)
+            current = _starting_point(
+                name, fresh_files=attempt == 0, expected=expected_fingerprint
+            )
             if current is None and require_exists:
                 raise EntryNotFound(name)
             before = copy.deepcopy(_layer_raw(current, layer))
@@ -156,7 +192,9 @@ def change_entry(
             audit.details["snapshot_error"] = write.snapshot_error
         audit.row.before = before
         audit.row.save(update_fields=["before", "entry"])
-        audit.message = message or (f"{action}: {summarize(changes)}" if changes else f"{action}: no change")
+        audit.message = message or (
+            f"{action}: {summarize(changes)}" if changes else f"{action}: no change"
+        )
     return ChangeResult(
         entry=audit.row.entry, write=write, action=audit.row, sync=sync, changes=changes
     )
@@ -194,3 +232,111 @@ def _conflict(name: str, layer: str, exc: layers.ConflictError) -> EntryConflict
 def dynamic_layer(key: str) -> str:
     """Which layer a top-level key belongs in (the original's rule)."""
     return layers.DISCOVERED if key in DYNAMIC_KEYS else layers.CURATED
+
+
+@dataclass
+class BatchResult:
+    """Outcome of :func:`change_entries`: one audit row per requested name."""
+
+    changed: list[str]
+    refused: dict[str, str]
+    actions: dict[str, ActionLog]
+    write: layers.WriteResult | None
+    sync: SyncResult | None
+    diffs: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def change_entries(
+    actor: Actor,
+    action: str,
+    layer: str,
+    mutators: dict[str, Mutator],
+    *,
+    check: Callable[[layers.Registry], dict[str, str]] | None = None,
+    messages: dict[str, str] | None = None,
+    details: dict | None = None,
+) -> BatchResult:
+    """Change several entries of one layer in ONE atomic write, one audit row each.
+
+    Under the registry lock: re-read the files, let ``check(registry)`` refuse names
+    (name -> reason; those rows are marked failed with the reason and nothing is written
+    for them), apply each remaining ``mutate`` to the name's current raw dict in
+    ``layer`` and write them all with ``layers.write_layer_entries`` (fingerprints read
+    under the same lock, so no other writer can slip in). A write error fails every row.
+    """
+    messages = messages or {}
+    rows = {row.name: row for row in ModelEntry.objects.filter(name__in=list(mutators))}
+    with ExitStack() as stack:
+        handles = {
+            name: stack.enter_context(
+                audited(
+                    actor,
+                    action,
+                    entry=rows.get(name),
+                    entry_name=name,
+                    details=details,
+                )
+            )
+            for name in mutators
+        }
+        folder = registry_dir()
+        with layers.registry_lock(folder):
+            registry = layers.load_registry(folder)
+            refused = dict(check(registry) if check else {})
+            updates: dict[str, dict | None] = {}
+            expected: dict[str, str] = {}
+            befores: dict[str, dict | None] = {}
+            for name, mutate in mutators.items():
+                if name in refused:
+                    continue
+                current = registry.entries.get(name)
+                befores[name] = copy.deepcopy(_layer_raw(current, layer))
+                updates[name] = mutate(copy.deepcopy(befores[name]))
+                expected[name] = (
+                    current.fingerprint if current else layers.ABSENT_FINGERPRINT
+                )
+            write = None
+            if updates:
+                write = layers.write_layer_entries(
+                    folder,
+                    layer,
+                    updates,
+                    expected=expected,
+                    keep_backups=settings.IMAGEWORKS_BACKUPS_KEEP,
+                )
+        sync = None
+        diffs: dict[str, list[dict]] = {}
+        first = next((handles[n] for n in updates), None)
+        if write is not None and first is not None:
+            sync = sync_registry(actor, explicit=False, action=first.row)
+        batch = sorted(updates)
+        for name, handle in handles.items():
+            if name in refused:
+                handle.fail(refused[name])
+                continue
+            diffs[name] = diff_entries(befores[name], write.after.get(name))
+            handle.row.entry = ModelEntry.objects.filter(name=name).first()
+            handle.row.before = befores[name]
+            handle.row.save(update_fields=["before", "entry"])
+            handle.after = write.after.get(name)
+            handle.details = {
+                **handle.details,
+                "layer": layer,
+                "file": str(write.path),
+                "backup": str(write.backup_path) if write.backup_path else None,
+                "diff": diffs[name],
+                "batch": batch,
+            }
+            handle.message = messages.get(name) or f"{action}: {summarize(diffs[name])}"
+            if sync is not None:
+                EntryChange.objects.filter(
+                    pk__in=sync.history_ids, entry_name=name
+                ).update(action=handle.row)
+    return BatchResult(
+        changed=list(updates),
+        refused=refused,
+        actions={name: handle.row for name, handle in handles.items()},
+        write=write,
+        sync=sync,
+        diffs=diffs,
+    )
