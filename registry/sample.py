@@ -41,14 +41,18 @@ def _weights(seed: str, size: int) -> bytes:
 # name -> (relative model dir, {file: content})
 MODEL_DIRS = {
     "Qwen/Qwen2.5-VL-7B-Instruct-AWQ": {
-        "config.json": json.dumps({"architectures": ["Qwen2_5_VLForConditionalGeneration"]}),
+        "config.json": json.dumps(
+            {"architectures": ["Qwen2_5_VLForConditionalGeneration"]}
+        ),
         "tokenizer_config.json": json.dumps({"chat_template": "{{ messages }}"}),
         "model-00001-of-00002.safetensors": ("qwen-a", 96_000),
         "model-00002-of-00002.safetensors": ("qwen-b", 64_000),
         "chat_template.json": json.dumps({"chat_template": "{{ messages }}"}),
     },
     "microsoft/Florence-2-large": {
-        "config.json": json.dumps({"architectures": ["Florence2ForConditionalGeneration"]}),
+        "config.json": json.dumps(
+            {"architectures": ["Florence2ForConditionalGeneration"]}
+        ),
         "pytorch_model.bin": ("florence", 80_000),
         "README.md": "# Florence-2 large (sample)\n",
     },
@@ -58,7 +62,9 @@ MODEL_DIRS = {
         ".gitattributes": "*.safetensors filter=lfs\n",
     },
     "Qwen/Qwen3-VL-8B-Instruct-FP8": {
-        "config.json": json.dumps({"architectures": ["Qwen3VLForConditionalGeneration"]}),
+        "config.json": json.dumps(
+            {"architectures": ["Qwen3VLForConditionalGeneration"]}
+        ),
         "model.safetensors": ("qwen3vl", 88_000),
     },
     "openai/gpt-oss-20b": {
@@ -93,7 +99,18 @@ def write_model_dirs(models_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _vllm(name, display, rel, models_dir, *, caps="text", roles=(), served="None", port=24001, extra=()):
+def _vllm(
+    name,
+    display,
+    rel,
+    models_dir,
+    *,
+    caps="text",
+    roles=(),
+    served="None",
+    port=24001,
+    extra=(),
+):
     path = str(models_dir / rel)
     return {
         "name": name,
@@ -113,7 +130,9 @@ def _vllm(name, display, rel, models_dir, *, caps="text", roles=(), served="None
         "deprecated": False,
         "family": rel.split("/")[-1].lower(),
         "source_provider": "hf",
-        "quantization": name.rsplit("(", 1)[-1].rstrip(")").lower() if "(" in name else None,
+        "quantization": name.rsplit("(", 1)[-1].rstrip(")").lower()
+        if "(" in name
+        else None,
         "backend_alternatives": [],
         "role_priority": {r: 80 for r in roles},
     }
@@ -149,15 +168,22 @@ def _ollama(name, display, tag, *, caps="text", roles=()):
     }
 
 
-def _discovered(curated: dict, models_dir: Path | None, rel: str | None, *, lock: str = "") -> dict:
+def _discovered(
+    curated: dict, models_dir: Path | None, rel: str | None, *, lock: str = ""
+) -> dict:
     """A discovered-layer copy with the dynamic fields a download tool writes."""
     entry = {k: v for k, v in curated.items() if k != "metadata"}
-    entry["metadata"] = {k: v for k, v in curated.get("metadata", {}).items() if k != "registry_layer"}
+    entry["metadata"] = {
+        k: v for k, v in curated.get("metadata", {}).items() if k != "registry_layer"
+    }
     artifacts = {"aggregate_sha256": "", "files": []}
     files: list[str] = []
     if models_dir is not None and rel is not None:
         result = hashing.hash_directory(models_dir / rel)
-        artifacts = {"aggregate_sha256": result.aggregate_sha256, "files": result.files_as_artifacts()}
+        artifacts = {
+            "aggregate_sha256": result.aggregate_sha256,
+            "files": result.files_as_artifacts(),
+        }
         files = [f.path for f in result.files]
         entry["download_path"] = str(models_dir / rel)
         entry["download_size_bytes"] = result.total_bytes
@@ -226,7 +252,9 @@ def build(models_dir: Path) -> tuple[list[dict], list[dict]]:
         "extra_args": ["--tp", "1"],
         "host": "127.0.0.1",
     }
-    testmodel = _vllm("testmodel-alpha", "testmodel-alpha", "sample/testmodel-alpha", models_dir)
+    testmodel = _vllm(
+        "testmodel-alpha", "testmodel-alpha", "sample/testmodel-alpha", models_dir
+    )
     lab = _vllm(
         "lab-experiment_(FP8)",
         "Lab experiment (FP8)",
@@ -235,12 +263,38 @@ def build(models_dir: Path) -> tuple[list[dict], list[dict]]:
         caps="vision",
     )
     lab["metadata"]["testing"] = True
-    gemma = _ollama("gemma3_27.0b_(Q3_K_M)", "gemma3 27.0b (Q3 K M)", "gemma3:27b", roles=["description"])
-    qwen3 = _ollama("qwen3_8b_(Q4_K_M)", "qwen3 8b (Q4 K M)", "qwen3:8b", caps="thinking")
-    llama = _ollama("llama3.1_8b_(Q5_K_M)", "llama3.1 8b (Q5 K M)", "llama3.1:8b", caps="tools")
-    llava = _ollama("llava_7b_(Q4_K_M)", "llava 7b (Q4 K M)", "llava:7b", caps="vision", roles=["caption"])
+    gemma = _ollama(
+        "gemma3_27.0b_(Q3_K_M)",
+        "gemma3 27.0b (Q3 K M)",
+        "gemma3:27b",
+        roles=["description"],
+    )
+    qwen3 = _ollama(
+        "qwen3_8b_(Q4_K_M)", "qwen3 8b (Q4 K M)", "qwen3:8b", caps="thinking"
+    )
+    llama = _ollama(
+        "llama3.1_8b_(Q5_K_M)", "llama3.1 8b (Q5 K M)", "llama3.1:8b", caps="tools"
+    )
+    llava = _ollama(
+        "llava_7b_(Q4_K_M)",
+        "llava 7b (Q4 K M)",
+        "llava:7b",
+        caps="vision",
+        roles=["caption"],
+    )
     llava["deprecated"] = True
-    curated = [florence, gemma, internvl, lab, llama, llava, qwen, qwen3, siglip, testmodel]
+    curated = [
+        florence,
+        gemma,
+        internvl,
+        lab,
+        llama,
+        llava,
+        qwen,
+        qwen3,
+        siglip,
+        testmodel,
+    ]
 
     # Discovered-only entries (downloads nobody has curated yet).
     qwen3vl = _vllm(
@@ -250,9 +304,18 @@ def build(models_dir: Path) -> tuple[list[dict], list[dict]]:
         models_dir,
         caps="vision",
     )
-    gptoss = _vllm("gpt-oss-20b_(MXFP4)", "gpt-oss-20b (MXFP4)", "openai/gpt-oss-20b", models_dir, caps="thinking")
+    gptoss = _vllm(
+        "gpt-oss-20b_(MXFP4)",
+        "gpt-oss-20b (MXFP4)",
+        "openai/gpt-oss-20b",
+        models_dir,
+        caps="thinking",
+    )
     discovered_only = []
-    for entry, rel in ((qwen3vl, "Qwen/Qwen3-VL-8B-Instruct-FP8"), (gptoss, "openai/gpt-oss-20b")):
+    for entry, rel in (
+        (qwen3vl, "Qwen/Qwen3-VL-8B-Instruct-FP8"),
+        (gptoss, "openai/gpt-oss-20b"),
+    ):
         disc = _discovered(entry, models_dir, rel)
         disc["metadata"] = {"created_from_download": True}
         discovered_only.append(disc)
@@ -260,7 +323,9 @@ def build(models_dir: Path) -> tuple[list[dict], list[dict]]:
     discovered = [
         _discovered(qwen, models_dir, "Qwen/Qwen2.5-VL-7B-Instruct-AWQ"),
         _discovered(florence, models_dir, "microsoft/Florence-2-large"),
-        _discovered(siglip, models_dir, "google/siglip-large-patch16-384", lock="locked"),
+        _discovered(
+            siglip, models_dir, "google/siglip-large-patch16-384", lock="locked"
+        ),
         _discovered(internvl, models_dir, "OpenGVLab/InternVL2-8B-AWQ", lock="locked"),
         _discovered(testmodel, models_dir, "sample/testmodel-alpha"),
         _discovered(gemma, None, None),
@@ -270,19 +335,28 @@ def build(models_dir: Path) -> tuple[list[dict], list[dict]]:
     return curated, discovered
 
 
-def write_sample_registry(registry_dir: Path, models_dir: Path, *, force: bool = False) -> bool:
+def write_sample_registry(
+    registry_dir: Path, models_dir: Path, *, force: bool = False
+) -> bool:
     """Write the sample layers unless a registry already exists there (or ``force``)."""
     registry_dir.mkdir(parents=True, exist_ok=True)
     has_files = any(
-        (registry_dir / f).exists() for f in (layers.CURATED_FILE, layers.DISCOVERED_FILE, layers.SNAPSHOT_FILE)
+        (registry_dir / f).exists()
+        for f in (layers.CURATED_FILE, layers.DISCOVERED_FILE, layers.SNAPSHOT_FILE)
     )
     if has_files and not force:
         return False
     curated, discovered = build(models_dir)
-    layers.atomic_write(registry_dir / layers.CURATED_FILE, layers.dumps(curated), keep_backups=0)
-    layers.atomic_write(registry_dir / layers.DISCOVERED_FILE, layers.dumps(discovered), keep_backups=0)
+    layers.atomic_write(
+        registry_dir / layers.CURATED_FILE, layers.dumps(curated), keep_backups=0
+    )
+    layers.atomic_write(
+        registry_dir / layers.DISCOVERED_FILE, layers.dumps(discovered), keep_backups=0
+    )
     registry = layers.load_registry(registry_dir)
     layers.atomic_write(
-        registry_dir / layers.SNAPSHOT_FILE, layers.dumps(layers.export_merged(registry)), keep_backups=0
+        registry_dir / layers.SNAPSHOT_FILE,
+        layers.dumps(layers.export_merged(registry)),
+        keep_backups=0,
     )
     return True

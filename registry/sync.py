@@ -225,29 +225,33 @@ def _apply(
     first_sync = not existing
     to_create: list[ModelEntry] = []
     changed_fields: dict[str, dict] = {}
+    caps_cache: dict = {}
     for name, merged_entry in registry.entries.items():
-        fields = entry_fields(merged_entry, patterns, now)
         current = existing.get(name)
         if current is None:
+            fields = entry_fields(merged_entry, patterns, now, caps_cache)
             to_create.append(
                 ModelEntry(name=name, installed=_installed(fields), **fields)
             )
             result.added.append(name)
             continue
         pk, fingerprint, testing, installed = current
-        new_installed = _installed(fields, installed)
-        if (
-            fingerprint == fields["fingerprint"]
-            and testing == fields["testing"]
-            and new_installed == installed
-        ):
+        if fingerprint == merged_entry.fingerprint:
+            # Same raw content: only the environment-derived columns can move (testing
+            # patterns, files appearing on disk). Checked without denormalising.
+            merged = merged_entry.merged
+            new_testing = normalize.is_testing(name, merged.get("metadata"), patterns)
+            new_installed = _installed({"merged": merged}, installed)
+            if new_testing == testing and new_installed == installed:
+                result.unchanged += 1
+                continue
+            fields = entry_fields(merged_entry, patterns, now, caps_cache)
+            changed_fields[name] = {**fields, "installed": new_installed}
             result.unchanged += 1
             continue
-        changed_fields[name] = {**fields, "installed": new_installed}
-        if fingerprint != fields["fingerprint"]:
-            result.changed.append(name)
-        else:
-            result.unchanged += 1
+        fields = entry_fields(merged_entry, patterns, now, caps_cache)
+        changed_fields[name] = {**fields, "installed": _installed(fields, installed)}
+        result.changed.append(name)
     gone = [name for name in existing if name not in registry.entries]
     result.removed = gone
 
@@ -362,11 +366,34 @@ def _installed(fields: dict, previous: bool | None = None) -> bool | None:
         return False
 
 
-def entry_fields(entry: layers.MergedEntry, patterns, now) -> dict:
+def _capabilities(raw, cache: dict | None) -> tuple[dict, dict]:
+    """``(normalized map, canonical flags)``, memoised per distinct raw map.
+
+    Real registries repeat a handful of 47-key maps thousands of times; normalising
+    each one was the largest cost of a 10,000-entry sync. Callers get their own copy.
+    """
+    key = None
+    if cache is not None and isinstance(raw, dict):
+        try:
+            key = tuple(raw.items())
+            hit = cache.get(key)
+        except TypeError:  # unhashable values: no caching
+            key = hit = None
+        if hit is not None:
+            return dict(hit[0]), hit[1]
+    caps = normalize.normalize_capabilities(raw)
+    flags = normalize.canonical_flags(caps)
+    if key is not None:
+        cache[key] = (dict(caps), flags)
+    return caps, flags
+
+
+def entry_fields(
+    entry: layers.MergedEntry, patterns, now, caps_cache: dict | None = None
+) -> dict:
     """Denormalise one merged entry into ``ModelEntry`` column values."""
     m = entry.merged
-    caps = normalize.normalize_capabilities(m.get("capabilities"))
-    flags = normalize.canonical_flags(caps)
+    caps, flags = _capabilities(m.get("capabilities"), caps_cache)
     roles = normalize.roles(m.get("roles"))
     aliases = normalize.aliases(m.get("model_aliases"))
     display = str(m.get("display_name") or entry.name).strip() or entry.name

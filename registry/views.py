@@ -1,28 +1,419 @@
-"""Placeholder views; the Models page work replaces this module."""
+"""The Models page and the Actions/Results page (NetBox-style declarative views).
 
+One template per page; htmx requests (not boosted) get a named partial of it
+(django-template-partials), so every link and form also works without JavaScript.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.shortcuts import get_object_or_404, render
-from django.views.generic import ListView
+from django.db.models import Count, Q
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.functional import cached_property
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from django_filters.views import FilterView
+from django_tables2 import SingleTableMixin
 
 from imageworks_site.permissions import RolePermissionRequiredMixin
 
-from .models import ActionLog, ModelEntry
+from .choices import Action, Layer
+from .export import CsvExportMixin
+from .filtersets import ActionLogFilterSet, ModelEntryFilterSet
+from .models import ActionLog, EntryChange, LayerFile, ModelEntry
+from .tables import (
+    DEFAULT_PAGE_SIZE,
+    PAGE_SIZES,
+    ActionLogTable,
+    ModelEntryTable,
+    PageSizePaginator,
+)
+
+CARD_BACKENDS = ("vllm", "ollama", "lmdeploy")
+#: Top-level keys whose layer of origin the drawer shows.
+PROVENANCE_FIELDS = (
+    "display_name",
+    "backend",
+    "roles",
+    "capabilities",
+    "served_model_id",
+    "backend_config",
+    "download_path",
+    "model_aliases",
+    "version_lock",
+    "generation_defaults",
+    "metadata",
+)
+RECENT_ACTIONS = 12
+DIFF_VALUE_CHARS = 300
 
 
-class ModelEntryListView(RolePermissionRequiredMixin, ListView):
+def _diff_value(value) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= DIFF_VALUE_CHARS else text[:DIFF_VALUE_CHARS] + "…"
+
+
+def with_diff_lines(changes):
+    """Attach ``.lines`` (git-style: sign, path, value, css class) to EntryChange rows."""
+    for change in changes:
+        lines = []
+        for item in change.changes or []:
+            op, path = item.get("op"), item.get("path", "")
+            if op in ("removed", "changed"):
+                lines.append(
+                    {
+                        "cls": "diff-del",
+                        "sign": "-",
+                        "path": path,
+                        "value": _diff_value(item.get("before")),
+                    }
+                )
+            if op in ("added", "changed"):
+                lines.append(
+                    {
+                        "cls": "diff-add",
+                        "sign": "+",
+                        "path": path,
+                        "value": _diff_value(item.get("after")),
+                    }
+                )
+        change.lines = lines
+    return changes
+
+
+def active_model_name() -> str:
+    """The logical name of the live vLLM activation, or ""."""
+    try:
+        from backends.choices import ActivationState
+        from backends.models import Activation
+    except ImportError:  # pragma: no cover - the backends app is always installed
+        return ""
+    return (
+        Activation.objects.filter(state__in=ActivationState.live())
+        .values_list("logical_name", flat=True)
+        .first()
+        or ""
+    )
+
+
+class HtmxPartialMixin:
+    """htmx (not boosted) requests get ``<template>#<partial_name>``."""
+
+    partial_name = "table"
+
+    def get_template_names(self):
+        names = super().get_template_names()
+        if self.request.htmx and not self.request.htmx.boosted:
+            return [f"{names[0]}#{self.partial_name}"]
+        return names
+
+
+class PagedTableMixin:
+    table_pagination = {
+        "paginator_class": PageSizePaginator,
+        "per_page": DEFAULT_PAGE_SIZE,
+    }
+
+    def get_table_pagination(self, table):
+        # Exports take every row: no pagination, no count query.
+        if self.request.GET.get(self.export_trigger_param):
+            return False
+        return super().get_table_pagination(table)
+
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        table.base_url = (
+            self.request.path if not hasattr(self, "base_url") else self.base_url
+        )
+        return table
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["page_sizes"] = PAGE_SIZES
+        return context
+
+
+class ModelEntryListView(
+    RolePermissionRequiredMixin,
+    HtmxPartialMixin,
+    CsvExportMixin,
+    PagedTableMixin,
+    SingleTableMixin,
+    FilterView,
+):
     permission_required = "registry.view_modelentry"
-    model = ModelEntry
+    queryset = ModelEntry.objects.defer(
+        "curated_raw", "discovered_raw", "merged", "capabilities", "backend_config"
+    )
+    filterset_class = ModelEntryFilterSet
+    table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"
+    export_prefix = "models"
+    selected = None
+
+    @property
+    def base_url(self) -> str:
+        return reverse("registry:modelentry_list")
+
+    @cached_property
+    def active_name(self) -> str:
+        return active_model_name()
+
+    def get_table_kwargs(self):
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        return {
+            "detail_query": query.urlencode(),
+            "selected_pk": self.selected.pk if self.selected else None,
+        }
+
+    def get_table(self, **kwargs):
+        table = super().get_table(**kwargs)
+        table.active_name = self.active_name
+        return table
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        layer_files = list(LayerFile.objects.all())
+        context.update(
+            active_name=self.active_name,
+            layer_files=layer_files,
+            layer_errors=[lf for lf in layer_files if lf.error or lf.problems],
+            loaded_at=max(
+                (lf.synced_at for lf in layer_files if lf.synced_at), default=None
+            ),
+            registry_dir=settings.IMAGEWORKS_REGISTRY_DIR,
+            card_backends=self.card_backends(),
+            list_url=self.base_url,
+            current_query=self.request.GET.urlencode(),
+            selected=self.selected,
+            # Called by the template only when the table is empty.
+            registry_is_empty=lambda: not ModelEntry.objects.exists(),
+        )
+        if self.selected:
+            context.update(
+                drawer_context(self.request, self.selected, self.active_name)
+            )
+        return context
+
+    def card_backends(self) -> list[str]:
+        present = [
+            b for b, _label in self.filterset.filters["backend"].extra["choices"]
+        ]
+        return list(CARD_BACKENDS) + [b for b in present if b not in CARD_BACKENDS]
 
 
+class ModelEntryDetailView(ModelEntryListView):
+    """``models/<pk>/``: the page with the drawer open; htmx gets the drawer alone."""
+
+    partial_name = "drawer"
+
+    def get(self, request, *args, **kwargs):
+        self.selected = get_object_or_404(ModelEntry, pk=kwargs["pk"])
+        if request.htmx and not request.htmx.boosted:
+            return render(
+                request,
+                "registry/modelentry_list.html#drawer",
+                {
+                    "selected": self.selected,
+                    **drawer_context(request, self.selected, active_model_name()),
+                },
+            )
+        return super().get(request, *args, **kwargs)
+
+
+def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
+    from .normalize import resolve_endpoint
+
+    merged = entry.merged or {}
+    sources = entry.field_sources or {}
+    changes = with_diff_lines(list(entry.changes.all()[:10]))
+    last_change = {}
+    for change in changes:
+        last_change.setdefault(change.layer, change)
+    endpoint = resolve_endpoint(merged)
+    served = entry.served_model_id or entry.name
+    return {
+        "entry": entry,
+        "active_name": active_name,
+        "endpoint": endpoint,
+        "endpoint_info": f"base_url: {endpoint}\nmodel: {served}\nbackend: {entry.backend}",
+        "json_script_id": f"entry-json-{entry.pk}",
+        "list_url": reverse("registry:modelentry_list"),
+        "current_query": request.GET.urlencode(),
+        "entry_json": json.dumps(merged, indent=2, sort_keys=True, default=str),
+        "backend_config_json": json.dumps(
+            entry.backend_config or {}, indent=2, sort_keys=True, default=str
+        ),
+        "field_rows": [
+            (key, sources.get(key, entry.provenance))
+            for key in PROVENANCE_FIELDS
+            if key in merged
+        ],
+        "entry_actions": list(entry.actions.all()[:10]),
+        "entry_changes": changes,
+        "last_curated": last_change.get(Layer.CURATED),
+        "last_discovered": last_change.get(Layer.DISCOVERED),
+        "can_lock": request.user.has_perm("registry.lock_entry"),
+        "can_activate": request.user.has_perm("backends.control_backend"),
+        "is_vllm": entry.backend == "vllm",
+    }
+
+
+@require_GET
 @login_required
 @permission_required("registry.view_modelentry", raise_exception=True)
-def modelentry_detail(request, pk):
+def modelentry_json(request, pk: int):
     entry = get_object_or_404(ModelEntry, pk=pk)
-    return render(request, "registry/modelentry_list.html", {"object_list": [entry]})
+    layer = request.GET.get("layer")
+    data = {"curated": entry.curated_raw, "discovered": entry.discovered_raw}.get(
+        layer, entry.merged
+    )
+    return JsonResponse(
+        data, safe=False, json_dumps_params={"indent": 2, "sort_keys": True}
+    )
 
 
-class ActionLogListView(RolePermissionRequiredMixin, ListView):
+@require_GET
+@login_required
+@permission_required("registry.view_modelentry", raise_exception=True)
+def registry_diff(request):
+    """The last recorded change of each layer, and whether the last reload found any."""
+    last_sync = (
+        ActionLog.objects.filter(action=Action.SYNC).only("time", "message").first()
+    )
+    layers = []
+    for layer in (Layer.CURATED, Layer.DISCOVERED):
+        rows = with_diff_lines(list(EntryChange.objects.filter(layer=layer)[:5]))
+        if rows:
+            # Only the batch written at the latest time (one reload), at most five rows.
+            latest = rows[0].time
+            rows = [r for r in rows if (latest - r.time).total_seconds() < 2]
+        layers.append(
+            {
+                "layer": layer,
+                "label": layer.label,
+                "changes": rows,
+                "stale": bool(
+                    rows
+                    and last_sync
+                    and last_sync.time - rows[0].time > timedelta(seconds=2)
+                ),
+            }
+        )
+    return render(
+        request,
+        "registry/_diff.html",
+        {"layers": layers, "last_sync": last_sync},
+    )
+
+
+@require_GET
+@login_required
+@permission_required("registry.view_modelentry", raise_exception=True)
+def backend_card(request, backend: str):
+    """One backend's counts; each card loads on its own request."""
+    rows = ModelEntry.objects.filter(backend=backend, deprecated=False)
+    if not request.GET.get("testing"):
+        rows = rows.filter(testing=False)
+    counts = rows.aggregate(
+        n_total=Count("pk"),
+        n_installed=Count("pk", filter=Q(installed=True)),
+        n_not_installed=Count("pk", filter=Q(installed=False)),
+        n_unknown=Count("pk", filter=Q(installed__isnull=True)),
+        n_locked=Count("pk", filter=Q(locked=True)),
+    )
+    counts = {key.removeprefix("n_"): value for key, value in counts.items()}
+    return render(
+        request,
+        "registry/_cards.html",
+        {
+            "backend": backend,
+            "counts": counts,
+            "active_name": active_model_name() if backend == "vllm" else "",
+            "filter_url": f"{reverse('registry:modelentry_list')}?backend={backend}",
+        },
+    )
+
+
+@require_GET
+@login_required
+@permission_required("registry.view_actionlog", raise_exception=True)
+def recent_actions(request):
+    actions = ActionLog.objects.all()[:RECENT_ACTIONS]
+    return render(request, "registry/_recent_actions.html", {"actions": actions})
+
+
+@require_POST
+@login_required
+@permission_required("registry.sync_registry", raise_exception=True)
+def registry_reload(request):
+    """Re-read the layer files now (sync audits itself) and say what changed."""
+    from .audit import Actor
+
+    try:
+        from .sync import sync_registry
+    except ImportError:
+        messages.error(request, "Reload is not available: the sync service is missing.")
+    else:
+        try:
+            result = sync_registry(Actor.from_request(request), force=True)
+        except Exception as exc:  # reported to the operator; sync wrote the audit row
+            messages.error(
+                request,
+                f"Reload failed: {exc}. Check that {settings.IMAGEWORKS_REGISTRY_DIR} "
+                "is readable and holds valid JSON.",
+            )
+        else:
+            if result.error:
+                level = messages.ERROR
+            elif result.problems:
+                level = messages.WARNING
+            else:
+                level = messages.SUCCESS
+            messages.add_message(request, level, result.summary())
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("registry:modelentry_list")
+    return redirect(target)
+
+
+class ActionLogListView(
+    RolePermissionRequiredMixin,
+    HtmxPartialMixin,
+    CsvExportMixin,
+    PagedTableMixin,
+    SingleTableMixin,
+    FilterView,
+):
     permission_required = "registry.view_actionlog"
-    model = ActionLog
+    queryset = ActionLog.objects.all()
+    filterset_class = ActionLogFilterSet
+    table_class = ActionLogTable
     template_name = "registry/actionlog_list.html"
+    export_prefix = "actions"
+
+    @property
+    def base_url(self) -> str:
+        return reverse("registry:actionlog_list")
+
+
+__all__ = [
+    "ActionLogListView",
+    "ModelEntryDetailView",
+    "ModelEntryListView",
+    "backend_card",
+    "modelentry_json",
+    "recent_actions",
+    "registry_diff",
+    "registry_reload",
+]

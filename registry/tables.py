@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.core.paginator import Paginator
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from .export import SafeExportTableMixin
+from .models import ActionLog, ModelEntry
+
+PAGE_SIZES = (25, 50, 100, 200)
+DEFAULT_PAGE_SIZE = 50
+
+# (flag, glyph) in display order; the glyph is a visual shorthand, the title says it.
+CAPABILITY_GLYPHS = (
+    ("vision", "V"),
+    ("embedding", "E"),
+    ("audio", "A"),
+    ("thinking", "R"),
+    ("tools", "T"),
+)
+
+
+# Inline SVG padlocks: emoji glyphs render as boxes on machines without an emoji font.
+LOCK_ICONS = {
+    True: mark_safe(
+        '<svg class="lock-icon" viewBox="0 0 16 16" aria-hidden="true">'
+        '<rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor"/>'
+        '<path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" '
+        'stroke-width="1.7"/></svg>'
+    ),
+    False: mark_safe(
+        '<svg class="lock-icon" viewBox="0 0 16 16" aria-hidden="true">'
+        '<rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor"/>'
+        '<path d="M11 7V4.5a3 3 0 0 0-6 0" fill="none" stroke="currentColor" '
+        'stroke-width="1.7"/></svg>'
+    ),
+}
+
+
+class PageSizePaginator(Paginator):
+    """Only the page sizes the UI offers; anything else falls back to the default."""
+
+    def __init__(self, object_list, per_page, *args, **kwargs):
+        try:
+            per_page = int(per_page)
+        except (TypeError, ValueError):
+            per_page = DEFAULT_PAGE_SIZE
+        if per_page not in PAGE_SIZES:
+            per_page = DEFAULT_PAGE_SIZE
+        super().__init__(object_list, per_page, *args, **kwargs)
+
+
+def _row_attrs_selected(record, table):
+    return "selected" if record.pk == getattr(table, "selected_pk", None) else ""
+
+
+class ModelEntryTable(SafeExportTableMixin, tables.Table):
+    name = tables.Column(
+        verbose_name="Logical Name",
+        attrs={"th": {"class": "col-name"}, "td": {"class": "col-name"}},
+    )
+    display_name = tables.Column(
+        verbose_name="Display Name",
+        attrs={"th": {"class": "col-display"}, "td": {"class": "col-display"}},
+    )
+    backend = tables.Column(
+        attrs={"th": {"class": "col-backend"}, "td": {"class": "col-backend"}}
+    )
+    roles = tables.Column(
+        verbose_name="Roles",
+        order_by=("roles_key",),
+        attrs={"th": {"class": "col-roles"}, "td": {"class": "col-roles"}},
+    )
+    capabilities = tables.Column(
+        verbose_name="Capabilities",
+        accessor="capability_flags",
+        empty_values=(),
+        orderable=False,
+        attrs={"th": {"class": "col-caps"}, "td": {"class": "col-caps"}},
+    )
+    locked = tables.Column(
+        verbose_name="Lock",
+        attrs={"th": {"class": "col-lock"}, "td": {"class": "col-lock"}},
+    )
+    aggregate_sha256 = tables.Column(
+        verbose_name="Hash",
+        attrs={"th": {"class": "col-hash"}, "td": {"class": "col-hash"}},
+    )
+    installed = tables.Column(
+        verbose_name="Installed?",
+        empty_values=(),
+        attrs={"th": {"class": "col-installed"}, "td": {"class": "col-installed"}},
+    )
+    active = tables.Column(
+        verbose_name="Active?",
+        empty_values=(),
+        orderable=False,
+        attrs={"th": {"class": "col-active"}, "td": {"class": "col-active"}},
+    )
+
+    class Meta:
+        model = ModelEntry
+        fields = ()
+        template_name = "registry/_table.html"
+        empty_text = "No models match."
+        attrs = {"class": "table models-table", "id": "models-grid"}
+        row_attrs = {
+            "data-pk": lambda record: record.pk,
+            "data-name": lambda record: record.name,
+            "class": _row_attrs_selected,
+            "aria-selected": lambda record, table: (
+                "true" if _row_attrs_selected(record, table) else "false"
+            ),
+        }
+
+    active_name = ""
+
+    def __init__(self, *args, detail_query="", selected_pk=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.detail_query = detail_query
+        self.selected_pk = selected_pk
+
+    def detail_url(self, record) -> str:
+        url = reverse("registry:modelentry_detail", args=[record.pk])
+        return f"{url}?{self.detail_query}" if self.detail_query else url
+
+    def render_name(self, record, value):
+        badges = ""
+        if record.testing:
+            badges += ' <span class="tag tag-testing">testing</span>'
+        if record.deprecated:
+            badges += ' <span class="tag tag-deprecated">deprecated</span>'
+        return format_html(
+            '<a class="row-link" href="{}" title="{}">{}</a>{}',
+            self.detail_url(record),
+            value,
+            value,
+            mark_safe(badges),  # noqa: S308 - constant markup
+        )
+
+    def render_display_name(self, value):
+        return format_html('<span title="{}">{}</span>', value, value)
+
+    def render_backend(self, value):
+        return format_html('<span class="be be-{}">{}</span>', value, value)
+
+    def render_roles(self, value):
+        if not value:
+            return "—"
+        shown = format_html_join(
+            " ", '<span class="chip">{}</span>', ((r,) for r in value[:3])
+        )
+        if len(value) > 3:
+            rest = ", ".join(value[3:])
+            shown = format_html(
+                '{} <span class="chip chip-more" title="{}">+{}</span>',
+                shown,
+                rest,
+                len(value) - 3,
+            )
+        return shown
+
+    def render_capabilities(self, record):
+        flags = set(record.capability_flags)
+        return format_html(
+            '<span class="caps">{}</span>',
+            format_html_join(
+                "",
+                '<abbr class="cap {}" title="{}" aria-label="{}">{}</abbr>',
+                (
+                    (
+                        "on" if cap in flags else "off",
+                        cap if cap in flags else f"no {cap}",
+                        cap if cap in flags else f"no {cap}",
+                        glyph,
+                    )
+                    for cap, glyph in CAPABILITY_GLYPHS
+                ),
+            ),
+        )
+
+    def render_locked(self, value):
+        state = "Locked" if value else "Unlocked"
+        return format_html(
+            '<span class="lock is-{}" title="{}">{}<span class="sr-only">{}</span></span>',
+            state.lower(),
+            state,
+            LOCK_ICONS[bool(value)],
+            state,
+        )
+
+    def render_aggregate_sha256(self, value):
+        return format_html(
+            '<button type="button" class="hash copy" data-copy="{}" title="{} (click to copy)">'
+            "{}</button>",
+            value,
+            value,
+            value[:12],
+        )
+
+    def render_active(self, record):
+        # A plain dict context: a TemplateColumn would re-run every context processor
+        # per row (queries per row). The activation badge caches its status on request.
+        return get_template("registry/_cell_active.html").render(
+            {
+                "entry": record,
+                "active_name": self.active_name,
+                "request": getattr(self, "request", None),
+            }
+        )
+
+    def render_installed(self, value):
+        label = "unknown" if value is None else ("yes" if value else "no")
+        return format_html('<span class="yn {}">{}</span>', label, label)
+
+    export_getters = {
+        "name": lambda table, r: r.name,
+        "display_name": lambda table, r: r.display_name,
+        "backend": lambda table, r: r.backend,
+        "roles": lambda table, r: ", ".join(r.roles or []),
+        "capabilities": lambda table, r: ", ".join(r.capability_flags),
+        "locked": lambda table, r: "locked" if r.locked else "unlocked",
+        "aggregate_sha256": lambda table, r: r.aggregate_sha256,
+        "installed": lambda table, r: (
+            "unknown" if r.installed is None else ("yes" if r.installed else "no")
+        ),
+        "active": lambda table, r: (
+            "yes" if table.active_name and table.active_name == r.name else ""
+        ),
+    }
+
+
+class ActionLogTable(SafeExportTableMixin, tables.Table):
+    time = tables.DateTimeColumn(
+        format="Y-m-d H:i:s", attrs={"td": {"class": "mono nowrap"}}
+    )
+    user_name = tables.Column(verbose_name="Operator")
+    source = tables.Column()
+    action = tables.Column()
+    entry_name = tables.Column(verbose_name="Entry", attrs={"td": {"class": "mono"}})
+    outcome = tables.Column()
+    duration_ms = tables.Column(verbose_name="Duration")
+    message = tables.Column(orderable=False, attrs={"td": {"class": "col-message"}})
+
+    class Meta:
+        model = ActionLog
+        fields = ()
+        template_name = "registry/_table.html"
+        order_by = ("-time",)
+        empty_text = "No actions match."
+        attrs = {"class": "table actions-table"}
+
+    def render_time(self, value, record):
+        return format_html(
+            '<time datetime="{}" title="{} UTC">{}</time>',
+            value.isoformat(),
+            value.strftime("%Y-%m-%d %H:%M:%S"),
+            timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+
+    def render_action(self, record):
+        return format_html('<span class="badge">{}</span>', record.get_action_display())
+
+    def render_outcome(self, record):
+        badge = {"succeeded": "ok", "failed": "bad"}.get(record.outcome, "info")
+        return format_html(
+            '<span class="badge {}">{}</span>', badge, record.get_outcome_display()
+        )
+
+    def render_entry_name(self, record, value):
+        if record.entry_id:
+            url = reverse("registry:modelentry_detail", args=[record.entry_id])
+            return format_html('<a href="{}">{}</a>', url, value)
+        return value
+
+    def render_duration_ms(self, value):
+        if value < 1000:
+            return f"{value} ms"
+        return f"{value / 1000:.1f} s"
+
+    def render_message(self, value):
+        return format_html('<span title="{}">{}</span>', value, value[:160])
+
+    def value_time(self, value):
+        return value.isoformat()
+
+    def value_action(self, record):
+        return record.action
+
+    def value_outcome(self, record):
+        return record.outcome
+
+    def value_entry_name(self, value):
+        return value
+
+    def value_duration_ms(self, value):
+        return value
+
+    def value_message(self, value):
+        return value

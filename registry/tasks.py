@@ -1,0 +1,64 @@
+"""django-q2 entry points for registry syncs.
+
+* :func:`sync_registry_task`: the schedule's task (``ensure_sync_schedule`` creates
+  it). Implicit: it writes an audit row only when something changed, so a
+  once-a-minute schedule does not flood the action log with "no change" rows.
+* :func:`sync_job`: a ``registry.jobs`` job function for a Reload button that wants a
+  polled job instead of a synchronous call::
+
+      job = enqueue("sync", "registry.tasks.sync_job", actor=actor,
+                    params={"force": True})
+"""
+
+from __future__ import annotations
+
+from .audit import Actor
+from .choices import Source
+from .sync import sync_registry
+
+TASK = "registry.tasks.sync_registry_task"
+SCHEDULE_NAME = "registry-sync"
+
+
+def sync_registry_task(force: bool = False) -> dict:
+    """Scheduled sync: cheap no-op when no file changed; returns ``SyncResult.as_dict``."""
+    result = sync_registry(
+        Actor.system("scheduler", source=Source.SCHEDULE), force=force, explicit=False
+    )
+    return {**result.as_dict(), "summary": result.summary()}
+
+
+def sync_job(job) -> dict:
+    """Job function: an explicit sync (one audit row, linked to the job)."""
+    from .jobs import JobFailed, progress
+
+    actor = Actor(
+        name=job.user_name or "system",
+        source=job.source or Source.WEB,
+        user=job.user,
+    )
+    progress(job, 0.1, "Reading the registry files")
+    result = sync_registry(actor, force=bool((job.params or {}).get("force", True)))
+    if result.action is not None and result.action.job_id is None:
+        result.action.job = job
+        result.action.save(update_fields=["job"])
+    if not result.ok:
+        raise JobFailed(result.summary())
+    progress(job, 1.0, result.summary())
+    return {**result.as_dict(), "summary": result.summary()}
+
+
+def ensure_sync_schedule(minutes: int = 1):
+    """Create or update the periodic sync schedule (idempotent); returns it."""
+    from django_q.models import Schedule
+
+    schedule, _ = Schedule.objects.update_or_create(
+        name=SCHEDULE_NAME,
+        defaults={
+            "func": TASK,
+            "schedule_type": Schedule.MINUTES,
+            "minutes": max(1, int(minutes)),
+            "repeats": -1,
+        },
+    )
+    return schedule

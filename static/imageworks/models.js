@@ -1,0 +1,240 @@
+// Models page: row selection -> drawer, keyboard shortcuts, copy buttons, htmx errors.
+// Actions themselves live in the drawer (other features' buttons); shortcuts only click
+// the well-known elements [data-shortcut="reload|lock|activate"].
+(function () {
+  "use strict";
+
+  function toast(text, level) {
+    document.dispatchEvent(new CustomEvent("showMessage", { detail: { level: level || "info", text: text } }));
+  }
+
+  function isTyping(el) {
+    if (!el || el === document.body) return false;
+    if (el.isContentEditable) return true;
+    var tag = el.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag === "INPUT") {
+      var type = (el.getAttribute("type") || "text").toLowerCase();
+      return ["checkbox", "radio", "button", "submit", "reset", "range", "color"].indexOf(type) === -1;
+    }
+    return false;
+  }
+
+  function drawerBody() { return document.querySelector("#drawer .drawer-body"); }
+
+  // ---- selection -------------------------------------------------------------------
+  function markSelected() {
+    var body = drawerBody();
+    var pk = body ? body.dataset.entryPk : null;
+    document.querySelectorAll("#models-grid tbody tr[data-pk]").forEach(function (tr) {
+      var on = pk !== null && tr.dataset.pk === pk;
+      tr.classList.toggle("selected", on);
+      tr.setAttribute("aria-selected", on ? "true" : "false");
+    });
+    var layout = document.getElementById("models-layout");
+    if (layout) layout.classList.toggle("has-drawer", !!body);
+  }
+
+  function openDrawer(url) {
+    if (!window.htmx) { window.location.href = url; return; }
+    htmx.ajax("GET", url, { target: "#drawer", swap: "innerHTML" }).then(function () {
+      if (location.pathname + location.search !== url) history.pushState({ drawer: url }, "", url);
+      markSelected();
+    });
+  }
+
+  document.addEventListener("click", function (evt) {
+    // Copy buttons (hash, endpoint info, whole entry).
+    var copyBtn = evt.target.closest(".copy");
+    if (copyBtn) {
+      evt.preventDefault();
+      evt.stopPropagation();
+      var text = copyBtn.dataset.copy;
+      if (copyBtn.dataset.copyFrom) {
+        var src = document.getElementById(copyBtn.dataset.copyFrom);
+        text = src ? JSON.stringify(JSON.parse(src.textContent), null, 2) : "";
+      }
+      copyText(text || "", copyBtn);
+      return;
+    }
+    var close = evt.target.closest("[data-close-drawer]");
+    if (close && !evt.ctrlKey && !evt.metaKey) {
+      evt.preventDefault();
+      var drawer = document.getElementById("drawer");
+      if (drawer) drawer.innerHTML = "";
+      history.pushState({}, "", close.getAttribute("href"));
+      markSelected();
+      return;
+    }
+    // Row click (anywhere on the row, including the name link) opens the drawer.
+    var tr = evt.target.closest("#models-grid tbody tr[data-pk]");
+    if (!tr || evt.ctrlKey || evt.metaKey || evt.shiftKey || evt.button !== 0) return;
+    if (evt.target.closest("button, input, select, textarea") ) return;
+    var link = tr.querySelector("a.row-link");
+    if (!link) return;
+    evt.preventDefault();
+    openDrawer(link.getAttribute("href"));
+  });
+
+  // Back/forward between drawer URLs that htmx did not push itself.
+  window.addEventListener("popstate", function () {
+    var m = location.pathname.match(/\/models\/(\d+)\/$/);
+    if (m && window.htmx && document.getElementById("drawer")) {
+      htmx.ajax("GET", location.pathname + location.search, { target: "#drawer", swap: "innerHTML" }).then(markSelected);
+    } else if (/\/models\/$/.test(location.pathname) && document.getElementById("drawer")) {
+      document.getElementById("drawer").innerHTML = "";
+      markSelected();
+    }
+  });
+
+  function copyText(text, btn) {
+    function done() {
+      btn.classList.add("copied");
+      setTimeout(function () { btn.classList.remove("copied"); }, 1200);
+      toast("Copied to clipboard", "success");
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text) && done(); });
+    } else if (fallbackCopy(text)) {
+      done();
+    } else {
+      toast("Copy failed: select the text and copy it by hand", "warning");
+    }
+  }
+  function fallbackCopy(text) {
+    var ta = document.createElement("textarea");
+    ta.value = text; ta.setAttribute("readonly", ""); ta.style.position = "fixed"; ta.style.opacity = "0";
+    document.body.appendChild(ta); ta.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    ta.remove();
+    return ok;
+  }
+
+  // ---- htmx glue --------------------------------------------------------------------
+  document.addEventListener("htmx:afterSettle", markSelected);
+  document.addEventListener("DOMContentLoaded", markSelected);
+
+  // Keep shared URLs short: drop empty fields (and a default page size) from GETs.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (evt.detail.verb !== "get") return;
+    var params = evt.detail.parameters;
+    var defaultSize = document.querySelector("select[name=per_page][data-default]");
+    var keys = [];
+    if (params && typeof params.keys === "function") {
+      for (var k of params.keys()) keys.push(k);
+      keys.forEach(function (key) {
+        var values = params.getAll(key).filter(function (v) {
+          return v !== "" && !(key === "per_page" && defaultSize && v === defaultSize.dataset.default);
+        });
+        params.delete(key);
+        values.forEach(function (v) { params.append(key, v); });
+      });
+    }
+  });
+
+  // The roles dropdown summary follows the ticked boxes; a click elsewhere closes it.
+  document.addEventListener("change", function (evt) {
+    var dd = evt.target.closest && evt.target.closest(".fb-dropdown");
+    if (!dd) return;
+    var ticked = Array.prototype.map.call(dd.querySelectorAll("input:checked"), function (i) { return i.value; });
+    var text = ticked.length ? "Roles: " + ticked.join(", ") : "Any role";
+    dd.querySelector("summary").textContent = text.length > 36 ? text.slice(0, 35) + "…" : text;
+  });
+  document.addEventListener("click", function (evt) {
+    document.querySelectorAll(".fb-dropdown[open]").forEach(function (dd) {
+      if (!dd.contains(evt.target)) dd.removeAttribute("open");
+    });
+  });
+
+  // Reload returns to the view the user is looking at now (htmx may have changed the URL).
+  document.addEventListener("submit", function (evt) {
+    if (evt.target.id !== "reload-form") return;
+    var next = evt.target.querySelector("input[name=next]");
+    if (next) next.value = location.pathname + location.search;
+  });
+
+  // The page-size select lives in the swapped region but belongs to the filter form.
+  document.addEventListener("change", function (evt) {
+    var sel = evt.target;
+    if (!sel.matches || !sel.matches("select[name=per_page][form]")) return;
+    var form = document.getElementById(sel.getAttribute("form"));
+    if (!form) return;
+    if (window.htmx) htmx.trigger(form, "submit"); else form.submit();
+  });
+
+  function requestFailed(evt, reason) {
+    var target = evt.detail && evt.detail.target;
+    if (!target) return;
+    if (target.id === "drawer" || /-table$/.test(target.id || "")) {
+      var what = target.id === "drawer" ? "the model details" : "the table";
+      toast("Could not load " + what + " (" + reason + "). Try again; if it persists, reload the page.", "error");
+    } else if (target.matches(".be-card, [data-panel]")) {
+      // A card or panel that failed says so in place; the rest of the page stays usable.
+      target.classList.remove("is-loading");
+      target.innerHTML = '<p class="panel-error">Could not load (' + reason + '). <a href="">Reload the page</a> to retry.</p>';
+    }
+  }
+  // ---- keyboard shortcuts -------------------------------------------------------------
+  function shortcutTarget(kind) {
+    var body = drawerBody();
+    if (!body) { toast("Select a model first", "warning"); return null; }
+    var el = body.querySelector('[data-shortcut="' + kind + '"]');
+    var allowed = body.dataset[kind === "lock" ? "canLock" : "canActivate"] === "1";
+    if (!allowed) { toast("Not permitted", "warning"); return null; }
+    if (!el) {
+      if (kind === "activate" && body.dataset.isVllm !== "1") toast("Not eligible for activation: only vLLM models can be activated", "warning");
+      else toast(kind === "activate" ? "Not eligible for activation" : "Lock is not available for this model", "warning");
+      return null;
+    }
+    if (el.disabled || el.getAttribute("aria-disabled") === "true") {
+      var reason = el.dataset.reason || el.getAttribute("title") || (kind === "activate" ? "Not eligible for activation" : "Not available");
+      toast(reason, "warning");
+      return null;
+    }
+    return el;
+  }
+
+  document.addEventListener("keydown", function (evt) {
+    if (evt.defaultPrevented || evt.ctrlKey || evt.metaKey || evt.altKey) return;
+    var active = document.activeElement;
+    if (evt.key === "Escape" && active && active.id === "id_q") {
+      evt.preventDefault(); // keep the query (a search input would clear itself)
+      active.blur();
+      return;
+    }
+    if (isTyping(evt.target) || isTyping(active)) return;
+    if (document.querySelector("dialog[open]") && evt.key !== "?") return;
+    switch (evt.key) {
+      case "f": {
+        var q = document.getElementById("id_q");
+        if (q) { evt.preventDefault(); q.focus(); q.select(); }
+        break;
+      }
+      case "r": {
+        var reload = document.querySelector('[data-shortcut="reload"]');
+        if (!document.getElementById("models-layout")) return;
+        evt.preventDefault();
+        if (!reload) { toast("Not permitted", "warning"); return; }
+        toast("Reloading the registry…", "info");
+        reload.click();
+        break;
+      }
+      case "l":
+      case "a": {
+        if (!document.getElementById("models-layout")) return;
+        evt.preventDefault();
+        var el = shortcutTarget(evt.key === "l" ? "lock" : "activate");
+        if (el) el.click();
+        break;
+      }
+      case "?": {
+        var help = document.getElementById("shortcuts-help");
+        if (!help) return;
+        evt.preventDefault();
+        if (help.open) help.close(); else help.showModal();
+        break;
+      }
+    }
+  });
+})();

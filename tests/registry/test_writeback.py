@@ -1,0 +1,393 @@
+"""Write-back: file-first changes, conflicts between writers, crashes, audit rows.
+
+Other processes are real ``python`` subprocesses that write through
+``registry.layers.write_layer_entries`` (what the CLI and the site do under the
+hood, without a database), so the test database stays out of the children.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from django.test import TestCase, override_settings
+
+from registry import layers
+from registry.audit import ACTIONS_FILE, Actor
+from registry.choices import Action, Outcome
+from registry.models import ActionLog, ModelEntry
+from registry.sync import sync_registry
+from registry.writeback import EntryConflict, EntryNotFound, change_entry
+from tests.utils import FIXTURES_DIR, REPO_DIR, shared_fixtures_available
+
+FILES = (layers.CURATED_FILE, layers.DISCOVERED_FILE, layers.SNAPSHOT_FILE)
+
+# A writer process: waits for the go file, then writes one entry with an expected
+# fingerprint and prints "ok" or "conflict".
+WRITER = r"""
+import json, sys, time
+from pathlib import Path
+from registry import layers
+folder, layer, name, value, fingerprint, go = sys.argv[1:7]
+registry = layers.load_registry(folder)
+raw = dict(registry.entries[name].curated or {"name": name})
+raw["display_name"] = value
+print("ready", flush=True)
+while not Path(go).exists():
+    time.sleep(0.001)
+try:
+    layers.write_layer_entries(folder, layer, {name: raw}, expected={name: fingerprint})
+except layers.ConflictError:
+    print("conflict", flush=True)
+else:
+    print("ok", flush=True)
+"""
+
+# A writer that flips one entry between two versions forever (killed by the test).
+FLIPPER = r"""
+import sys
+from registry import layers
+folder, name = sys.argv[1:3]
+versions = ["version-x", "version-y"]
+print("ready", flush=True)
+i = 0
+while True:
+    raw = {"name": name, "backend": "vllm", "display_name": versions[i % 2]}
+    layers.write_layer_entries(folder, "curated", {name: raw}, keep_backups=3)
+    i += 1
+"""
+
+
+def _entry(name: str, **extra) -> dict:
+    return {"name": name, "backend": "vllm", **extra}
+
+
+def _python(script: str, *args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO_DIR)}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+class WritebackTestBase(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = Path(tempfile.mkdtemp(prefix="writeback-test-"))
+        self.dir = self.tmp / "configs"
+        self.dir.mkdir()
+        self.staging = self.tmp / "_staging"
+        override = override_settings(
+            IMAGEWORKS_REGISTRY_DIR=self.dir, IMAGEWORKS_STAGING_DIR=self.staging
+        )
+        override.enable()
+        self.addCleanup(override.disable)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.actor = Actor.system("tester", source="web")
+
+    def write(self, file_name: str, items) -> None:
+        (self.dir / file_name).write_text(json.dumps(items, indent=2) + "\n")
+
+    def snapshot_bytes(self) -> dict[str, bytes]:
+        return {
+            p.name: p.read_bytes()
+            for p in sorted(self.dir.iterdir())
+            if p.is_file() and p.name != layers.LOCK_FILE
+        }
+
+    def small_registry(self) -> None:
+        self.write(
+            layers.CURATED_FILE,
+            [
+                _entry("alpha", display_name="Alpha"),
+                _entry("beta", display_name="Beta"),
+            ],
+        )
+        self.write(layers.DISCOVERED_FILE, [_entry("alpha"), _entry("beta")])
+        sync_registry(self.actor)
+
+    def set_display(self, name: str, value: str, **kw):
+        return change_entry(
+            self.actor,
+            Action.EDIT,
+            name,
+            layers.CURATED,
+            lambda raw: {**raw, "display_name": value},
+            **kw,
+        )
+
+
+class RoundTripTests(WritebackTestBase):
+    def test_no_change_save_leaves_every_file_byte_identical(self):
+        if not shared_fixtures_available():
+            self.skipTest("shared fixtures not available")
+        for name in FILES:
+            shutil.copy(FIXTURES_DIR / name, self.dir / name)
+        sync_registry(self.actor)
+        before = self.snapshot_bytes()
+        for row in ModelEntry.objects.all():
+            for layer in (layers.CURATED, layers.DISCOVERED):
+                if row.curated_raw if layer == layers.CURATED else row.discovered_raw:
+                    result = change_entry(
+                        self.actor,
+                        Action.EDIT,
+                        row.name,
+                        layer,
+                        lambda raw: raw,
+                        expected_fingerprint=row.fingerprint,
+                    )
+                    self.assertFalse(result.changed)
+                    self.assertFalse(result.write.changed)
+                    self.assertIsNone(result.write.backup_path)
+        self.assertEqual(self.snapshot_bytes(), before)
+
+    def test_edit_writes_only_the_right_layer_and_keeps_a_backup(self):
+        self.small_registry()
+        discovered = (self.dir / layers.DISCOVERED_FILE).read_bytes()
+        row = ModelEntry.objects.get(name="alpha")
+        result = self.set_display(
+            "alpha", "Alpha (edited)", expected_fingerprint=row.fingerprint
+        )
+        self.assertEqual(
+            result.changes,
+            [
+                {
+                    "path": "display_name",
+                    "op": "changed",
+                    "before": "Alpha",
+                    "after": "Alpha (edited)",
+                }
+            ],
+        )
+        self.assertEqual((self.dir / layers.DISCOVERED_FILE).read_bytes(), discovered)
+        self.assertTrue(result.write.backup_path.exists())
+        row.refresh_from_db()
+        self.assertEqual(row.display_name, "Alpha (edited)")
+        self.assertNotEqual(row.fingerprint, result.write.fingerprints["alpha"] + "x")
+        self.assertEqual(row.fingerprint, result.write.fingerprints["alpha"])
+        snapshot = json.loads((self.dir / layers.SNAPSHOT_FILE).read_text())
+        self.assertEqual(
+            {e["name"]: e["display_name"] for e in snapshot}["alpha"], "Alpha (edited)"
+        )
+
+    def test_unknown_entry(self):
+        self.small_registry()
+        with self.assertRaises(EntryNotFound) as ctx:
+            self.set_display("nope", "x")
+        self.assertEqual(str(ctx.exception), "Model 'nope' not found in registry")
+        self.assertEqual(ActionLog.objects.first().outcome, Outcome.FAILED)
+
+
+class ConflictTests(WritebackTestBase):
+    def _race(self, names: list[str], fingerprints: list[str]) -> list[str]:
+        go = self.tmp / "go"
+        procs = [
+            _python(
+                WRITER,
+                str(self.dir),
+                layers.CURATED,
+                name,
+                f"writer-{i}",
+                fingerprint,
+                str(go),
+            )
+            for i, (name, fingerprint) in enumerate(
+                zip(names, fingerprints, strict=True)
+            )
+        ]
+        for proc in procs:
+            line = proc.stdout.readline().strip()
+            if line != "ready":
+                proc.kill()
+                self.fail(f"writer did not start: {proc.communicate()[1]}")
+        go.touch()
+        outcomes = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            self.assertEqual(proc.returncode, 0, err)
+            outcomes.append(out.strip())
+        return outcomes
+
+    def test_two_processes_same_entry_same_fingerprint_one_wins(self):
+        self.small_registry()
+        fp = ModelEntry.objects.get(name="alpha").fingerprint
+        outcomes = self._race(["alpha", "alpha"], [fp, fp])
+        self.assertEqual(sorted(outcomes), ["conflict", "ok"])
+        winner = f"writer-{outcomes.index('ok')}"
+        curated = json.loads((self.dir / layers.CURATED_FILE).read_text())
+        self.assertEqual(
+            {e["name"]: e["display_name"] for e in curated}["alpha"], winner
+        )
+        # The site then syncs the winner's change and sees it in the history.
+        sync_registry(self.actor)
+        self.assertEqual(ModelEntry.objects.get(name="alpha").display_name, winner)
+
+    def test_different_entries_never_conflict(self):
+        self.small_registry()
+        fps = [ModelEntry.objects.get(name=n).fingerprint for n in ("alpha", "beta")]
+        outcomes = self._race(["alpha", "beta"], fps)
+        self.assertEqual(outcomes, ["ok", "ok"])
+        curated = {
+            e["name"]: e["display_name"]
+            for e in json.loads((self.dir / layers.CURATED_FILE).read_text())
+        }
+        self.assertEqual(curated, {"alpha": "writer-0", "beta": "writer-1"})
+
+    def test_site_edit_after_outside_edit_gets_a_conflict(self):
+        self.small_registry()
+        fp = ModelEntry.objects.get(name="alpha").fingerprint
+
+        def mutate(raw):
+            # Another tool writes between our read and our write.
+            layers.write_layer_entries(
+                self.dir,
+                layers.CURATED,
+                {"alpha": {**raw, "display_name": "outside"}},
+            )
+            return {**raw, "display_name": "site"}
+
+        with self.assertRaises(EntryConflict) as ctx:
+            change_entry(
+                self.actor,
+                Action.EDIT,
+                "alpha",
+                layers.CURATED,
+                mutate,
+                expected_fingerprint=fp,
+            )
+        self.assertIn("Nothing was written", str(ctx.exception))
+        self.assertIn("display_name", str(ctx.exception))
+        curated = json.loads((self.dir / layers.CURATED_FILE).read_text())
+        self.assertEqual(curated[0]["display_name"], "outside")
+        self.assertEqual(ActionLog.objects.first().outcome, Outcome.FAILED)
+
+    def test_stale_fingerprint_after_sync_is_a_conflict(self):
+        self.small_registry()
+        stale = ModelEntry.objects.get(name="alpha").fingerprint
+        self.set_display("alpha", "first")
+        with self.assertRaises(EntryConflict) as ctx:
+            self.set_display("alpha", "second", expected_fingerprint=stale)
+        self.assertEqual(ctx.exception.changed_by, "tester")
+        self.assertEqual(ModelEntry.objects.get(name="alpha").display_name, "first")
+
+    def test_blind_reapply_without_fingerprint_never_loses_the_outside_edit(self):
+        self.small_registry()
+        calls = []
+
+        def mutate(raw):
+            if not calls:
+                layers.write_layer_entries(
+                    self.dir,
+                    layers.CURATED,
+                    {"alpha": {**raw, "roles": ["caption"]}},
+                )
+            calls.append(raw)
+            return {**raw, "display_name": "site"}
+
+        change_entry(self.actor, Action.EDIT, "alpha", layers.CURATED, mutate)
+        self.assertEqual(len(calls), 2)  # retried on the newest version
+        row = ModelEntry.objects.get(name="alpha")
+        self.assertEqual((row.display_name, row.roles), ("site", ["caption"]))
+
+
+class FailureTests(WritebackTestBase):
+    def test_read_only_file(self):
+        self.small_registry()
+        path = self.dir / layers.CURATED_FILE
+        before = self.snapshot_bytes()
+        path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        self.addCleanup(path.chmod, 0o644)
+        with self.assertRaises(layers.RegistryWriteError) as ctx:
+            self.set_display("alpha", "nope")
+        self.assertIn("read-only", str(ctx.exception))
+        self.assertIn(layers.CURATED_FILE, str(ctx.exception))
+        self.assertEqual(self.snapshot_bytes(), before)
+        row = ActionLog.objects.first()
+        self.assertEqual((row.action, row.outcome), (Action.EDIT, Outcome.FAILED))
+        self.assertIn("read-only", row.message)
+
+    def test_one_audit_row_per_service_call_and_the_staging_mirror(self):
+        self.small_registry()
+        start = ActionLog.objects.count()
+        with self.settings(IMAGEWORKS_ACTION_LOG_KEEP=3):
+            self.set_display("alpha", "one")
+            self.set_display("alpha", "one")  # no change: still one row
+            self.set_display("beta", "two")
+            with self.assertRaises(EntryConflict):
+                self.set_display("beta", "three", expected_fingerprint="0" * 64)
+            with self.assertRaises(EntryNotFound):
+                self.set_display("gamma", "x")
+        self.assertEqual(ActionLog.objects.count(), start + 5)
+        mirror = json.loads((self.staging / ACTIONS_FILE).read_text())
+        latest = list(ActionLog.objects.order_by("-time", "-pk")[:3])
+        self.assertEqual([m["id"] for m in mirror], [r.pk for r in reversed(latest)])
+        self.assertEqual(mirror[-1]["status"], "failed")
+        self.assertEqual(mirror[-1]["model"], "gamma")
+
+
+class CrashInjectionTests(WritebackTestBase):
+    def test_kill_9_at_random_points_leaves_old_or_new_files(self):
+        name = "crashy"
+        self.write(layers.CURATED_FILE, [_entry(name, display_name="version-x")])
+        self.write(layers.DISCOVERED_FILE, [_entry(name)])
+        # The two possible contents of each file, produced by the same code path.
+        valid: dict[str, set[bytes]] = {
+            layers.CURATED_FILE: set(),
+            layers.SNAPSHOT_FILE: set(),
+        }
+        for version in ("version-y", "version-x"):
+            layers.write_layer_entries(
+                self.dir,
+                layers.CURATED,
+                {name: _entry(name, display_name=version)},
+                keep_backups=3,
+            )
+            for file_name in valid:
+                valid[file_name].add((self.dir / file_name).read_bytes())
+        discovered = (self.dir / layers.DISCOVERED_FILE).read_bytes()
+        rng = random.Random(1234)
+        deadline = time.monotonic() + 20
+        trials = 0
+        while trials < 30 and time.monotonic() < deadline:
+            proc = _python(FLIPPER, str(self.dir), name)
+            self.assertEqual(proc.stdout.readline().strip(), "ready")
+            time.sleep(rng.uniform(0.0, 0.15))
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            trials += 1
+            for file_name, contents in valid.items():
+                data = (self.dir / file_name).read_bytes()
+                json.loads(data)
+                self.assertIn(data, contents, f"trial {trials}: {file_name} torn")
+            self.assertEqual(
+                (self.dir / layers.DISCOVERED_FILE).read_bytes(), discovered
+            )
+            registry = layers.load_registry(self.dir)
+            self.assertEqual(list(registry.entries), [name])
+            self.assertEqual(registry.problems, [])
+        self.assertGreaterEqual(trials, 10)
+        # Leftover temp files never count as layers; backups are whole files.
+        for path in self.dir.iterdir():
+            if path.name.endswith(".tmp"):
+                self.assertTrue(path.name.startswith("."), path.name)
+            elif path.name.endswith(".bak.json"):
+                json.loads(path.read_bytes())
+        sync = sync_registry(self.actor)
+        self.assertTrue(sync.ok)
+        self.assertEqual(
+            list(ModelEntry.objects.values_list("name", flat=True)), [name]
+        )
