@@ -257,6 +257,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
+OWN_COMMANDS = (cmd_list, cmd_show, cmd_sync, cmd_export)
+
+
 def _load_plugins(subparsers) -> list[str]:
     """Call each available plugin's ``add_subcommands``; return the loaded names."""
     loaded = []
@@ -342,7 +345,7 @@ def _database_message(exc: Exception) -> str:
     from django.db import connection
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "no such table" in text or "does not exist" in text and "relation" in text:
+    if "no such table" in text or ("relation" in text and "does not exist" in text):
         return (
             f"The database is not set up ({text}). "
             "Run `python manage.py migrate` first."
@@ -365,10 +368,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"Cannot start: {exc}")
         return EXIT_ERROR
 
+    import logging
+
     from django.db import DatabaseError, InterfaceError
 
     from registry.layers import RegistryError
 
+    # sync logs a failed reload as a warning; the CLI prints the same error itself.
+    logging.getLogger("registry.sync").setLevel(logging.ERROR)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -376,6 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     func: Callable[[argparse.Namespace], int | None] = args.func
     try:
+        if func not in OWN_COMMANDS:
+            # Plugin commands run services that re-read the files themselves; a broken
+            # registry is their error to report, here it is only a warning.
+            presync(strict=False)
         code = func(args)
     except CliError as exc:
         _err(str(exc))

@@ -40,12 +40,16 @@ def create_model_entry(name: str, **attrs):
         "roles": roles,
         "roles_key": "|" + "|".join(roles) + "|" if roles else "",
         "aliases": aliases,
-        "search_text": "\n".join([name.lower(), display_name.lower(), *[a.lower() for a in aliases]]),
+        "search_text": "\n".join(
+            [name.lower(), display_name.lower(), *[a.lower() for a in aliases]]
+        ),
         "provenance": "curated",
         "in_curated": True,
         "curated_raw": merged,
         "merged": merged,
-        "fingerprint": hashlib.sha256(json.dumps(merged, sort_keys=True).encode()).hexdigest(),
+        "fingerprint": hashlib.sha256(
+            json.dumps(merged, sort_keys=True).encode()
+        ).hexdigest(),
         "cap_text": True,
     }
     defaults.update(attrs)

@@ -7,82 +7,237 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('registry', '0001_initial'),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BackendEndpoint',
+            name="BackendEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=300, unique=True)),
-                ('kind', models.CharField(choices=[('vllm', 'vLLM'), ('ollama', 'Ollama'), ('lmdeploy', 'LMDeploy'), ('triton', 'Triton'), ('openai', 'OpenAI-compatible')], db_index=True, max_length=16)),
-                ('label', models.CharField(max_length=200)),
-                ('url', models.CharField(blank=True, max_length=500)),
-                ('status', models.CharField(choices=[('unknown', 'Never checked'), ('online', 'Ready'), ('degraded', 'Degraded'), ('starting', 'Starting'), ('offline', 'Offline'), ('error', 'Error'), ('not_configured', 'Not configured')], default='unknown', max_length=16)),
-                ('since', models.DateTimeField(blank=True, null=True)),
-                ('last_checked', models.DateTimeField(blank=True, null=True)),
-                ('latency_ms', models.FloatField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('details', models.JSONField(blank=True, default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("key", models.CharField(max_length=300, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("vllm", "vLLM"),
+                            ("ollama", "Ollama"),
+                            ("lmdeploy", "LMDeploy"),
+                            ("triton", "Triton"),
+                            ("openai", "OpenAI-compatible"),
+                        ],
+                        db_index=True,
+                        max_length=16,
+                    ),
+                ),
+                ("label", models.CharField(max_length=200)),
+                ("url", models.CharField(blank=True, max_length=500)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unknown", "Never checked"),
+                            ("online", "Ready"),
+                            ("degraded", "Degraded"),
+                            ("starting", "Starting"),
+                            ("offline", "Offline"),
+                            ("error", "Error"),
+                            ("not_configured", "Not configured"),
+                        ],
+                        default="unknown",
+                        max_length=16,
+                    ),
+                ),
+                ("since", models.DateTimeField(blank=True, null=True)),
+                ("last_checked", models.DateTimeField(blank=True, null=True)),
+                ("latency_ms", models.FloatField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("details", models.JSONField(blank=True, default=dict)),
             ],
             options={
-                'ordering': ['kind', 'key'],
+                "ordering": ["kind", "key"],
             },
         ),
         migrations.CreateModel(
-            name='HealthTransition',
+            name="HealthTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('time', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('old_status', models.CharField(choices=[('unknown', 'Never checked'), ('online', 'Ready'), ('degraded', 'Degraded'), ('starting', 'Starting'), ('offline', 'Offline'), ('error', 'Error'), ('not_configured', 'Not configured')], max_length=16)),
-                ('new_status', models.CharField(choices=[('unknown', 'Never checked'), ('online', 'Ready'), ('degraded', 'Degraded'), ('starting', 'Starting'), ('offline', 'Offline'), ('error', 'Error'), ('not_configured', 'Not configured')], max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='backends.backendendpoint')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "time",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now
+                    ),
+                ),
+                (
+                    "old_status",
+                    models.CharField(
+                        choices=[
+                            ("unknown", "Never checked"),
+                            ("online", "Ready"),
+                            ("degraded", "Degraded"),
+                            ("starting", "Starting"),
+                            ("offline", "Offline"),
+                            ("error", "Error"),
+                            ("not_configured", "Not configured"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "new_status",
+                    models.CharField(
+                        choices=[
+                            ("unknown", "Never checked"),
+                            ("online", "Ready"),
+                            ("degraded", "Degraded"),
+                            ("starting", "Starting"),
+                            ("offline", "Offline"),
+                            ("error", "Error"),
+                            ("not_configured", "Not configured"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                (
+                    "endpoint",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="backends.backendendpoint",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-time', '-pk'],
+                "ordering": ["-time", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Activation',
+            name="Activation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slot', models.CharField(default='vllm', max_length=64)),
-                ('logical_name', models.CharField(db_index=True, max_length=500)),
-                ('served_model_id', models.CharField(max_length=500)),
-                ('state', models.CharField(choices=[('starting', 'Activating'), ('running', 'Active'), ('stopping', 'Stopping'), ('stopped', 'Stopped'), ('failed', 'Failed')], db_index=True, default='starting', max_length=16)),
-                ('mode', models.CharField(choices=[('local', 'Local process'), ('proxy', 'Remote admin service')], default='local', max_length=16)),
-                ('user_name', models.CharField(blank=True, max_length=150)),
-                ('command', models.JSONField(blank=True, default=list)),
-                ('host', models.CharField(default='127.0.0.1', max_length=255)),
-                ('port', models.PositiveIntegerField()),
-                ('pid', models.IntegerField(blank=True, null=True)),
-                ('pgid', models.IntegerField(blank=True, null=True)),
-                ('create_time', models.FloatField(blank=True, null=True)),
-                ('cmdline_hash', models.CharField(blank=True, max_length=64)),
-                ('log_path', models.TextField(blank=True)),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('ready_at', models.DateTimeField(blank=True, null=True)),
-                ('stopped_at', models.DateTimeField(blank=True, null=True)),
-                ('time_to_ready_s', models.FloatField(blank=True, null=True)),
-                ('exit_code', models.IntegerField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('last_updated', models.DateTimeField(auto_now=True)),
-                ('entry', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='activations', to='registry.modelentry')),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='activations', to='registry.job')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("slot", models.CharField(default="vllm", max_length=64)),
+                ("logical_name", models.CharField(db_index=True, max_length=500)),
+                ("served_model_id", models.CharField(max_length=500)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("starting", "Activating"),
+                            ("running", "Active"),
+                            ("stopping", "Stopping"),
+                            ("stopped", "Stopped"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="starting",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("local", "Local process"),
+                            ("proxy", "Remote admin service"),
+                        ],
+                        default="local",
+                        max_length=16,
+                    ),
+                ),
+                ("user_name", models.CharField(blank=True, max_length=150)),
+                ("command", models.JSONField(blank=True, default=list)),
+                ("host", models.CharField(default="127.0.0.1", max_length=255)),
+                ("port", models.PositiveIntegerField()),
+                ("pid", models.IntegerField(blank=True, null=True)),
+                ("pgid", models.IntegerField(blank=True, null=True)),
+                ("create_time", models.FloatField(blank=True, null=True)),
+                ("cmdline_hash", models.CharField(blank=True, max_length=64)),
+                ("log_path", models.TextField(blank=True)),
+                (
+                    "requested_at",
+                    models.DateTimeField(default=django.utils.timezone.now),
+                ),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("ready_at", models.DateTimeField(blank=True, null=True)),
+                ("stopped_at", models.DateTimeField(blank=True, null=True)),
+                ("time_to_ready_s", models.FloatField(blank=True, null=True)),
+                ("exit_code", models.IntegerField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("last_updated", models.DateTimeField(auto_now=True)),
+                (
+                    "entry",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="activations",
+                        to="registry.modelentry",
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="activations",
+                        to="registry.job",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-requested_at', '-pk'],
-                'permissions': [('control_backend', 'Can activate and stop model servers')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('state__in', ['starting', 'running', 'stopping'])), fields=('slot',), name='one_live_activation_per_slot')],
+                "ordering": ["-requested_at", "-pk"],
+                "permissions": [
+                    ("control_backend", "Can activate and stop model servers")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(
+                            ("state__in", ["starting", "running", "stopping"])
+                        ),
+                        fields=("slot",),
+                        name="one_live_activation_per_slot",
+                    )
+                ],
             },
         ),
     ]
