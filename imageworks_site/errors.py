@@ -12,4 +12,16 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
+    # A database outage can surface outside the view (session save, auth, other
+    # middleware), where DatabaseUnavailableMiddleware.process_exception never sees
+    # it: answer the same 503 page instead of a 500.
+    import sys
+
+    from django.db import InterfaceError, OperationalError
+
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        from .middleware import DatabaseUnavailableMiddleware
+
+        return DatabaseUnavailableMiddleware(None)._unavailable(request, exc)
     return render(request, "500.html", status=500)

@@ -13,15 +13,20 @@ from registry.models import ActionLog, ModelEntry
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+    # Django's FormView treats PUT like POST; the login form answers GET and POST only.
+    http_method_names = ["get", "post", "head", "options"]
 
 
 @require_GET
 @login_required
 def dashboard(request):
-    entries = ModelEntry.objects.filter(testing=False, deprecated=False)
-    context = {
-        "entry_count": entries.count(),
-        "locked_count": entries.filter(locked=True).count(),
-        "recent_actions": ActionLog.objects.order_by("-time", "-pk")[:10],
-    }
+    # A signed-in user without a role sees neither counts nor the action log
+    # (the dashboard needs only a login; the data needs the view permissions).
+    context = {"entry_count": 0, "locked_count": 0, "recent_actions": []}
+    if request.user.has_perm("registry.view_modelentry"):
+        entries = ModelEntry.objects.filter(testing=False, deprecated=False)
+        context["entry_count"] = entries.count()
+        context["locked_count"] = entries.filter(locked=True).count()
+    if request.user.has_perm("registry.view_actionlog"):
+        context["recent_actions"] = ActionLog.objects.order_by("-time", "-pk")[:10]
     return render(request, "dashboard.html", context)

@@ -1,0 +1,1 @@
+"""Hardening tests (issue 9): permissions over every URL, hostile input, faults."""
