@@ -8,11 +8,15 @@ Installed?), but changes no registry content, so no stronger role is needed.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.paginator import Paginator
+from django.db import DatabaseError, connection, transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -22,7 +26,15 @@ from . import health
 from .choices import BackendKind, HealthStatus
 from .models import HealthTransition
 
+logger = logging.getLogger(__name__)
+
 VIEW_PERM = "backends.view_backendendpoint"
+#: One card GET per backend kind at a time re-checks stale results (per process); a
+#: second browser's GET of the same card shows the stored status instead of piling up
+#: concurrent writers (SQLite "table is locked").
+_refresh_locks: dict[str, threading.Lock] = {}
+_refresh_locks_guard = threading.Lock()
+DB_RETRIES = 3
 
 COLOURS = {
     "green": "green",
@@ -81,8 +93,60 @@ def overview(request):
 def card(request, kind: str):
     """One backend card (partial); re-checks first when the stored result is stale."""
     kind = _kind(kind)
-    health.refresh_if_stale([kind])
-    return render(request, "backends/health_card.html", _card_context(kind))
+    problem = _refresh_quietly(kind)
+    context = _read_with_retry(lambda: _card_context(kind))
+    if context is None:
+        context = {
+            "kind": kind.value,
+            "label": kind.label,
+            "status": HealthStatus.UNKNOWN,
+            "status_label": "Status unavailable",
+            "colour": "grey",
+            "hex": "grey",
+            "endpoint_rows": [],
+            "poll_seconds": _poll_seconds(),
+        }
+        problem = problem or "The database is busy; this card retries on its own."
+    context["note"] = " ".join(x for x in (context.get("note"), problem) if x)
+    return render(request, "backends/health_card.html", context)
+
+
+def _refresh_quietly(kind: BackendKind) -> str:
+    """Re-check ``kind`` if its stored results are stale, without ever failing the GET.
+
+    The refresh is a no-op while the qcluster schedule keeps results fresh, so a GET
+    writes only when no worker checks (docs/health.md, "Cards and database writes").
+    Returns a note for the card when the refresh could not be saved.
+    """
+    with _refresh_locks_guard:
+        lock = _refresh_locks.setdefault(str(kind), threading.Lock())
+    if not lock.acquire(blocking=False):
+        return ""  # this backend is being checked right now: show the stored status
+    try:
+        if connection.in_atomic_block:  # keep an outer transaction usable
+            with transaction.atomic():
+                health.refresh_if_stale([kind])
+        else:
+            health.refresh_if_stale([kind])
+    except DatabaseError as exc:
+        logger.warning("health card refresh of %s not saved: %s", kind, exc)
+        return "Showing the last stored result: a fresh check could not be saved (database busy)."
+    finally:
+        lock.release()
+    return ""
+
+
+def _read_with_retry(read):
+    """Run a read; SQLite may briefly answer "database table is locked" under writes."""
+    for attempt in range(DB_RETRIES):
+        try:
+            return read()
+        except DatabaseError as exc:
+            if connection.in_atomic_block:
+                raise
+            logger.info("health card read retry %d: %s", attempt + 1, exc)
+            time.sleep(0.1 * (attempt + 1))
+    return None
 
 
 @require_POST
@@ -152,7 +216,10 @@ def active_model(request):
         .filter(key=health.VLLM_ACTIVE_KEY)
         .first()
     )
-    status = row.status if row and state else HealthStatus.NOT_CONFIGURED
+    if not state:
+        status = HealthStatus.NOT_CONFIGURED
+    else:  # an active model whose endpoint was never probed yet is "Never checked"
+        status = row.status if row else HealthStatus.UNKNOWN
     return render(
         request,
         "backends/active_model_card.html",

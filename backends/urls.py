@@ -8,6 +8,7 @@ urlpatterns = [
     path("vllm/activate/<int:pk>/", views.activate, name="activate"),
     path("vllm/stop/", views.stop, name="stop"),
     path("vllm/status/", views.status, name="status"),
+    path("vllm/slot/", views.slot_watch, name="slot_watch"),
     path("vllm/activations/", views.history, name="history"),
     path("vllm/activations/<int:pk>/log/", views.log_tail, name="log_tail"),
 ]

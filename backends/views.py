@@ -150,6 +150,31 @@ def status(request):
 @require_GET
 @login_required
 @permission_required(VIEW, raise_exception=True)
+def slot_watch(request):
+    """Cheap watch of the vLLM slot for every open page (Models, Dashboard).
+
+    ``?since=<token>``: 204 while the slot looks the same (a few indexed queries,
+    no body). When it changed, the new banner comes back with
+    ``HX-Trigger: slotChanged`` so the Models table, the drawer and the dashboard card
+    refresh themselves: every browser sees Activating… then Active without a reload.
+    """
+    st = service.status()
+    since = request.GET.get("since", "")
+    if since and since == st.token:
+        return HttpResponse(status=204)
+    response = render(request, "backends/_slot_watch.html", {"slot": st})
+    if since:
+        trigger_client_event(
+            response,
+            "slotChanged",
+            {"state": st.state, "name": st.logical_name, "user": st.user_name},
+        )
+    return response
+
+
+@require_GET
+@login_required
+@permission_required(VIEW, raise_exception=True)
 def log_tail(request, pk: int):
     """The end of one activation's own log file (local mode)."""
     act = get_object_or_404(Activation, pk=pk)

@@ -8,7 +8,8 @@ Builds both layers with N entries each (copies of the real fixture entries with
 varied names, hashes, sizes and metadata; the sample registry's shapes when the
 shared fixtures are missing) in a temp dir, migrates a temp SQLite DB and prints:
 cold sync, no-change re-sync, forced re-sync (files re-read, nothing changed),
-one-entry-changed re-sync, one ``change_entry`` edit, the history stored for the
+one-entry-changed re-sync, one ``change_entry`` edit (fast splice path, then the
+full path), the history stored for the
 one-entry change, peak memory, and the plain-stdlib baseline (json.load both
 layers + the merge), all in the same run.
 """
@@ -107,9 +108,17 @@ def build_registry(folder: Path, count: int) -> None:
         if i % 7 == 0:
             cur["roles"] = ["caption", "keywords"]
         curated_out.append(cur)
+    from registry import layers
+
+    # The merged snapshot, as the original materializes it after every save.
+    curated_by_name = {e["name"]: e for e in curated_out}
+    snapshot = [
+        layers.merge_entry_dicts(e, curated_by_name[e["name"]]) for e in discovered_out
+    ]
     for file_name, items in (
         ("model_registry.discovered.json", discovered_out),
         ("model_registry.curated.json", curated_out),
+        ("model_registry.json", snapshot),
     ):
         (folder / file_name).write_text(json.dumps(items, indent=2) + "\n")
 
@@ -234,6 +243,14 @@ def main() -> int:
     target["backend_config"]["port"] = 31337
     target.setdefault("metadata", {})["notes"] = "changed by the bench"
     path.write_text(json.dumps(items, indent=2) + "\n")
+    # ...and, like the original, the merged snapshot after it.
+    snap_path = reg / layers.SNAPSHOT_FILE
+    snap_items = json.loads(snap_path.read_text())
+    cur_items = json.loads((reg / layers.CURATED_FILE).read_text())
+    cur_target = next(e for e in cur_items if e["name"] == target["name"])
+    snap_items[len(items) // 2] = layers.merge_entry_dicts(target, cur_target)
+    snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
+    del snap_items, cur_items
     history_before = EntryChange.objects.count()
     res, _ = timed("one-entry-changed re-sync", lambda: sync_registry(actor))
     assert res.changed == [target["name"]], res.summary()
@@ -259,6 +276,25 @@ def main() -> int:
 
     res_edit, _ = timed("one change_entry edit (write + re-sync + audit)", edit)
     assert res_edit.changed
+
+    # The same edit when the mirror cannot vouch for the files (here: the snapshot is
+    # stale, an outside tool rewrote only a layer): the full path, re-reading,
+    # re-writing the snapshot whole and re-syncing everything.
+    other = items[20]["name"]
+    other_fp = ModelEntry.objects.get(name=other).fingerprint
+    os.utime(snap_path)  # any signature change sends the next write the full way
+    res_full, _ = timed(
+        "one change_entry edit, full path (mirror not trusted)",
+        lambda: change_entry(
+            actor,
+            Action.EDIT,
+            other,
+            layers.CURATED,
+            lambda raw: {**raw, "display_name": "edited by the bench (full)"},
+            expected_fingerprint=other_fp,
+        ),
+    )
+    assert res_full.changed
     rss_end = rss_mb()
 
     print(f"Registry: {args.entries} entries in each layer; built in {build_s:.1f} s")

@@ -120,7 +120,7 @@ class ActionLogFilterSet(django_filters.FilterSet):
         label="Operator", empty_label="Any operator"
     )
     action = django_filters.MultipleChoiceFilter(
-        choices=Action.choices, widget=forms.SelectMultiple(attrs={"size": 1})
+        choices=Action.choices, widget=forms.CheckboxSelectMultiple
     )
     outcome = django_filters.ChoiceFilter(
         choices=Outcome.choices, empty_label="Any outcome"

@@ -193,15 +193,27 @@ def cancel(job: Job) -> bool:
     return changed == 1
 
 
-def mark_stale_jobs(max_silence: timedelta = timedelta(minutes=10)) -> int:
+def mark_stale_jobs(
+    max_silence: timedelta = timedelta(minutes=10),
+    max_queued: timedelta | None = None,
+) -> int:
     """Fail running jobs whose worker stopped reporting (killed worker, crashed host).
 
     Task functions heartbeat through ``progress``/``log``; queued jobs older than
-    ``max_silence`` that never started are failed too (the broker lost them).
+    ``max_queued`` (default ``max_silence``) that never started are failed too (the
+    broker lost them). Running jobs that never heartbeat count from ``started``.
     """
-    cutoff = timezone.now() - max_silence
-    stale_running = Job.objects.filter(status=JobStatus.RUNNING, heartbeat__lt=cutoff)
-    stale_queued = Job.objects.filter(status=JobStatus.QUEUED, created__lt=cutoff)
+    from django.db.models import Q
+
+    now = timezone.now()
+    cutoff = now - max_silence
+    queued_cutoff = now - (max_queued if max_queued is not None else max_silence)
+    stale_running = Job.objects.filter(status=JobStatus.RUNNING).filter(
+        Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, started__lt=cutoff)
+    )
+    stale_queued = Job.objects.filter(
+        status=JobStatus.QUEUED, created__lt=queued_cutoff
+    )
     count = 0
     for qs, reason in (
         (stale_running, "Worker stopped reporting (killed or crashed); marked failed."),

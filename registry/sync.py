@@ -181,7 +181,9 @@ def sync_registry(
     except layers.RegistryError as exc:
         result = SyncResult(error=str(exc))
         _record_file_error(exc)
-        if action is None:
+        # Implicit (page-load) syncs stay silent on errors: the page shows the
+        # error banner, and a broken file must not add an audit row per page view.
+        if action is None and explicit:
             result.action = record(
                 actor,
                 Action.SYNC,
@@ -193,7 +195,7 @@ def sync_registry(
         return result
     with transaction.atomic():
         result = _apply(registry, actor, action)
-        _save_layer_files(registry)
+        _save_layer_files(registry, _snapshot_current(registry, result))
         if action is None and (explicit or result.changed_anything):
             result.action = record(
                 actor, Action.SYNC, message=result.summary(), details=result.as_dict()
@@ -239,9 +241,12 @@ def _apply(
         if fingerprint == merged_entry.fingerprint:
             # Same raw content: only the environment-derived columns can move (testing
             # patterns, files appearing on disk). Checked without denormalising.
-            merged = merged_entry.merged
-            new_testing = normalize.is_testing(name, merged.get("metadata"), patterns)
-            new_installed = _installed({"merged": merged}, installed)
+            peek = {
+                key: _merged_value(merged_entry, key)
+                for key in ("metadata", "backend_config", "download_path")
+            }
+            new_testing = normalize.is_testing(name, peek["metadata"], patterns)
+            new_installed = _installed({"merged": peek}, installed)
             if new_testing == testing and new_installed == installed:
                 result.unchanged += 1
                 continue
@@ -353,6 +358,17 @@ def _history(
             )
         )
     return out
+
+
+def _merged_value(entry: layers.MergedEntry, key: str):
+    """One top-level key of the merged entry, without merging the whole entry."""
+    cur = (entry.curated or {}).get(key)
+    disc = (entry.discovered or {}).get(key)
+    if cur is None:
+        return disc
+    if isinstance(cur, dict) and isinstance(disc, dict):
+        return layers.merge_entry_dicts(disc, cur)
+    return cur
 
 
 def _installed(fields: dict, previous: bool | None = None) -> bool | None:
@@ -469,7 +485,49 @@ def _parse_time(value: str) -> datetime | None:
     return parsed
 
 
-def _save_layer_files(registry: layers.Registry) -> None:
+def _snapshot_current(registry: layers.Registry, result: SyncResult) -> bool:
+    """Does the snapshot equal the merge of the layers? (see ``_save_layer_files``)
+
+    When the snapshot file is byte-identical to the one the last sync found current
+    and no entry was added or removed, only the entries whose layers changed can
+    differ: checking just those keeps a re-sync of a big registry from merging
+    every entry.
+    """
+    snap = registry.snapshot
+    previous = (
+        LayerFile.objects.filter(layer=layers.SNAPSHOT)
+        .values_list("sha256", flat=True)
+        .first()
+    )
+    if (
+        snap is None
+        or not previous
+        or previous != snap.sha256
+        or result.added
+        or result.removed
+        or snap.style != layers.DEFAULT_STYLE
+    ):
+        return layers.snapshot_matches(registry)
+    names = list(registry.entries)
+    items = snap.items
+    if len(items) != len(names) or any(
+        not isinstance(item, dict) or item.get("name") != name
+        for item, name in zip(items, names, strict=True)
+    ):
+        return layers.snapshot_matches(registry)
+    position = {name: i for i, name in enumerate(names)}
+    for name in result.changed:
+        merged = registry.entries[name].merged
+        item = items[position[name]]
+        if item != merged or list(item) != list(merged):
+            return False
+    return True
+
+
+def _save_layer_files(registry: layers.Registry, snapshot_current: bool) -> None:
+    """Record what this sync read. The snapshot's sha256 is kept only when the
+    snapshot equals the merge of the layers (``snapshot_current``): that is what lets
+    a write splice one entry into it (``writeback``) instead of rewriting it whole."""
     now = timezone.now()
     for key, layer in (
         (layers.CURATED, registry.curated),
@@ -482,7 +540,9 @@ def _save_layer_files(registry: layers.Registry) -> None:
             "exists": bool(layer and layer.exists),
             "mtime_ns": layer.mtime_ns if layer and layer.exists else None,
             "size": layer.size if layer and layer.exists else None,
-            "sha256": layer.sha256 if layer else "",
+            "sha256": layer.sha256
+            if layer and (key != layers.SNAPSHOT or snapshot_current)
+            else "",
             "entry_count": len(layer.entries) if layer else 0,
             "problems": [
                 {
@@ -513,3 +573,104 @@ def _record_file_error(exc: layers.RegistryError) -> None:
                 },
             )
             return
+
+
+# --------------------------------------------------------------------------------------
+# One-entry writes without a full re-sync
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class MirrorState:
+    """The mirror's view of one entry, valid while the files are the ones last synced."""
+
+    row: ModelEntry
+    known: layers.KnownState
+
+
+def mirror_state(name: str) -> MirrorState | None:
+    """What the mirror knows about *name*, when it can stand in for a full read.
+
+    Call it under the registry lock. None unless the three files look exactly as the
+    last sync saw them (path, mtime, size; ``splice_entry_write`` then checks their
+    sha256), no file had an error, and no problem was reported for *name*.
+    """
+    files = {lf.layer: lf for lf in LayerFile.objects.all()}
+    if set(files) != set(LAYER_KEYS):
+        return None
+    signatures = layers.layer_signatures(registry_dir())
+    for key, sig in signatures.items():
+        lf = files[key]
+        if (
+            sig is None
+            or not lf.exists
+            or lf.error
+            or not lf.sha256
+            or (lf.mtime_ns, lf.size) != sig
+            or lf.path != str(_file_path(key))
+        ):
+            return None
+        if any(p.get("name") == name for p in lf.problems or []):
+            return None
+    row = ModelEntry.objects.filter(name=name).first()
+    if row is None:
+        return None
+    return MirrorState(
+        row=row,
+        known=layers.KnownState(
+            sha256={key: files[key].sha256 for key in LAYER_KEYS},
+            curated=row.curated_raw,
+            discovered=row.discovered_raw,
+            fingerprint=row.fingerprint,
+            snapshot_current=True,
+        ),
+    )
+
+
+def record_entry_write(
+    state: MirrorState,
+    spliced: layers.SpliceResult,
+    actor: Actor,
+    action: ActionLog | None,
+) -> SyncResult:
+    """Update the mirror after ``layers.splice_entry_write``: that one row, its history
+    and the written files' signatures; what ``sync_registry`` would have done, without
+    re-reading 10,000 entries. Call it under the registry lock that covered the write.
+    """
+    now = timezone.now()
+    result = SyncResult()
+    row = state.row
+    entry = spliced.entry
+    with transaction.atomic():
+        if row.fingerprint != entry.fingerprint:
+            fields = entry_fields(entry, test_patterns(), now)
+            history = _history(
+                row,
+                row.curated_raw,
+                row.discovered_raw,
+                fields,
+                now,
+                action,
+                actor.name if action is not None else "",
+            )
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.installed = _installed(fields, row.installed)
+            row.version += 1
+            ModelEntry.objects.bulk_update(
+                [row], [*SYNCED_FIELDS, "installed", "version"]
+            )
+            if history:
+                EntryChange.objects.bulk_create(history)
+                result.history_ids = [h.pk for h in history if h.pk]
+            result.changed.append(row.name)
+        result.unchanged = ModelEntry.objects.count() - len(result.changed)
+        for key, info in spliced.files.items():
+            current = key != layers.SNAPSHOT or spliced.snapshot_current
+            LayerFile.objects.filter(layer=key).update(
+                mtime_ns=info.mtime_ns,
+                size=info.size,
+                sha256=info.sha256 if current else "",
+                synced_at=now,
+            )
+    return result

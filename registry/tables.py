@@ -118,6 +118,9 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
         }
 
     active_name = ""
+    #: Entry name -> {installed, active, autostart} from the last health check (the
+    #: view sets it once per table: Ollama's Active? comes from /api/ps).
+    runtime_flags: dict = {}
 
     def __init__(self, *args, detail_query="", selected_pk=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -209,6 +212,7 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
             {
                 "entry": record,
                 "active_name": self.active_name,
+                "runtime": self.runtime_flags.get(record.name) or {},
                 "request": getattr(self, "request", None),
             }
         )
@@ -229,7 +233,13 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
             "unknown" if r.installed is None else ("yes" if r.installed else "no")
         ),
         "active": lambda table, r: (
-            "yes" if table.active_name and table.active_name == r.name else ""
+            "yes"
+            if (table.active_name and table.active_name == r.name)
+            or (
+                r.backend != "vllm"
+                and (table.runtime_flags.get(r.name) or {}).get("active")
+            )
+            else ""
         ),
     }
 

@@ -21,11 +21,31 @@ SCHEDULE_NAME = "registry-sync"
 
 
 def sync_registry_task(force: bool = False) -> dict:
-    """Scheduled sync: cheap no-op when no file changed; returns ``SyncResult.as_dict``."""
+    """Scheduled sync: cheap no-op when no file changed; returns ``SyncResult.as_dict``.
+
+    Also reaps jobs whose worker died (``registry.jobs.mark_stale_jobs``), so a job
+    killed mid-run is failed with a reason within minutes instead of "running" forever.
+    """
+    reaped = reap_stale_jobs()
     result = sync_registry(
         Actor.system("scheduler", source=Source.SCHEDULE), force=force, explicit=False
     )
-    return {**result.as_dict(), "summary": result.summary()}
+    return {**result.as_dict(), "summary": result.summary(), "reaped_jobs": reaped}
+
+
+def reap_stale_jobs() -> int:
+    """Fail jobs silent for 10 minutes; queued ones only after twice the task timeout
+    (a long verify can legitimately keep later jobs waiting)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    from .jobs import mark_stale_jobs
+
+    timeout = int((getattr(settings, "Q_CLUSTER", {}) or {}).get("timeout") or 3600)
+    return mark_stale_jobs(
+        timedelta(minutes=10), max_queued=timedelta(seconds=max(3600, 2 * timeout))
+    )
 
 
 def sync_job(job) -> dict:

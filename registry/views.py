@@ -7,6 +7,7 @@ One template per page; htmx requests (not boosted) get a named partial of it
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -51,6 +52,8 @@ PROVENANCE_FIELDS = (
     "generation_defaults",
     "metadata",
 )
+logger = logging.getLogger(__name__)
+
 RECENT_ACTIONS = 12
 DIFF_VALUE_CHARS = 300
 
@@ -101,6 +104,67 @@ def active_model_name() -> str:
         .first()
         or ""
     )
+
+
+def runtime_flags() -> dict:
+    """Entry name -> {installed, active, autostart} from the last health check (1 query)."""
+    try:
+        from backends.health import runtime_flags as flags
+    except ImportError:  # pragma: no cover - the backends app is always installed
+        return {}
+    try:
+        return flags()
+    except Exception:  # a broken health row must never break the Models page
+        logger.exception("runtime_flags() failed")
+        return {}
+
+
+def autostart_command(name: str) -> list[str] | None:
+    """The chat proxy's autostart argv for an entry (no database, no network)."""
+    try:
+        from backends.health import autostart_for
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return autostart_for(name)
+    except Exception:
+        logger.exception("autostart_for(%r) failed", name)
+        return None
+
+
+def implicit_sync(request):
+    """The cheap page-load sync: 3 stats + 1 query when no layer file changed.
+
+    Never raises: a missing folder or a broken file comes back as ``result.error``
+    (rows untouched, no audit row); anything else is logged and the page renders the
+    last good mirror.
+    """
+    from .audit import Actor
+
+    try:
+        from .sync import sync_registry
+
+        return sync_registry(Actor.from_request(request), explicit=False)
+    except Exception:
+        logger.exception("implicit registry sync on page load failed")
+        return None
+
+
+def request_active_name(request) -> str:
+    """The live activation's logical name from the request's cached slot status.
+
+    The activation badge template tag (``vllm_slot``) caches ``service.status()`` on
+    the request; reading the active name from the same object saves a query per page.
+    """
+    try:
+        from backends.templatetags.activation import vllm_slot
+    except ImportError:  # pragma: no cover
+        return active_model_name()
+    slot = vllm_slot({"request": request})
+    activation = getattr(slot, "activation", None)
+    if activation is not None and activation.is_live:
+        return slot.logical_name
+    return ""
 
 
 class HtmxPartialMixin:
@@ -157,6 +221,15 @@ class ModelEntryListView(
     template_name = "registry/modelentry_list.html"
     export_prefix = "models"
     selected = None
+    sync_result = None
+
+    def get(self, request, *args, **kwargs):
+        # Full page loads pick up outside edits of the layer files; htmx partials
+        # (filters, sorting, refreshes) and exports do not pay for it.
+        is_partial = request.htmx and not request.htmx.boosted
+        if not is_partial and not request.GET.get(self.export_trigger_param):
+            self.sync_result = implicit_sync(request)
+        return super().get(request, *args, **kwargs)
 
     @property
     def base_url(self) -> str:
@@ -164,7 +237,7 @@ class ModelEntryListView(
 
     @cached_property
     def active_name(self) -> str:
-        return active_model_name()
+        return request_active_name(self.request)
 
     def get_table_kwargs(self):
         query = self.request.GET.copy()
@@ -177,15 +250,20 @@ class ModelEntryListView(
     def get_table(self, **kwargs):
         table = super().get_table(**kwargs)
         table.active_name = self.active_name
+        table.runtime_flags = runtime_flags()
         return table
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        layer_files = list(LayerFile.objects.all())
+        is_partial = self.request.htmx and not self.request.htmx.boosted
+        # The banner and "loaded at" are outside the table partial: full pages only.
+        layer_files = [] if is_partial else list(LayerFile.objects.all())
+        sync_error = self.sync_result.error if self.sync_result else ""
         context.update(
             active_name=self.active_name,
             layer_files=layer_files,
             layer_errors=[lf for lf in layer_files if lf.error or lf.problems],
+            sync_error=sync_error,
             loaded_at=max(
                 (lf.synced_at for lf in layer_files if lf.synced_at), default=None
             ),
@@ -223,7 +301,9 @@ class ModelEntryDetailView(ModelEntryListView):
                 "registry/modelentry_list.html#drawer",
                 {
                     "selected": self.selected,
-                    **drawer_context(request, self.selected, active_model_name()),
+                    **drawer_context(
+                        request, self.selected, request_active_name(request)
+                    ),
                 },
             )
         return super().get(request, *args, **kwargs)
@@ -240,7 +320,12 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         last_change.setdefault(change.layer, change)
     endpoint = resolve_endpoint(merged)
     served = entry.served_model_id or entry.name
+    runtime = runtime_flags().get(entry.name) or {}
+    autostart = autostart_command(entry.name)
     return {
+        "runtime": runtime,
+        "autostart": autostart,
+        "autostart_text": " ".join(autostart or []),
         "entry": entry,
         "active_name": active_name,
         "endpoint": endpoint,

@@ -24,7 +24,14 @@ from . import layers
 from .audit import Actor, audited
 from .diffing import diff_entries, summarize
 from .models import ActionLog, EntryChange, Job, ModelEntry
-from .sync import SyncResult, files_unchanged, registry_dir, sync_registry
+from .sync import (
+    SyncResult,
+    files_unchanged,
+    mirror_state,
+    record_entry_write,
+    registry_dir,
+    sync_registry,
+)
 
 DYNAMIC_KEYS = frozenset(
     {
@@ -164,12 +171,8 @@ def change_entry(
             if expected is None:
                 expected = current.fingerprint if current else layers.ABSENT_FINGERPRINT
             try:
-                write = layers.write_layer_entries(
-                    registry_dir(),
-                    layer,
-                    {name: after},
-                    expected={name: expected},
-                    keep_backups=settings.IMAGEWORKS_BACKUPS_KEEP,
+                write, sync = _write_and_sync(
+                    actor, name, layer, after, expected, audit.row
                 )
             except layers.ConflictError as exc:
                 if expected_fingerprint is None and attempt < retries:
@@ -178,7 +181,6 @@ def change_entry(
                 raise _conflict(name, layer, exc) from None
             break
         changes = diff_entries(before, write.after.get(name))
-        sync = sync_registry(actor, explicit=False, action=audit.row)
         audit.row.entry = ModelEntry.objects.filter(name=name).first()
         audit.after = write.after.get(name)
         audit.details = {
@@ -198,6 +200,44 @@ def change_entry(
     return ChangeResult(
         entry=audit.row.entry, write=write, action=audit.row, sync=sync, changes=changes
     )
+
+
+def _write_and_sync(
+    actor: Actor,
+    name: str,
+    layer: str,
+    after: dict | None,
+    expected: str,
+    action_row: ActionLog,
+) -> tuple[layers.WriteResult, SyncResult]:
+    """Write one entry of one layer and bring the mirror up to date.
+
+    Fast path (the usual edit of a big registry): under the registry lock, when the
+    mirror still describes the files byte for byte, splice the entry into the layer and
+    the snapshot and update that one row. Otherwise the full path: rewrite the layer,
+    re-materialize the snapshot, then ``sync_registry``.
+    """
+    folder = registry_dir()
+    keep = settings.IMAGEWORKS_BACKUPS_KEEP
+    with layers.registry_lock(folder):
+        state = mirror_state(name)
+        if state is not None:
+            spliced = layers.splice_entry_write(
+                folder,
+                layer,
+                name,
+                after,
+                known=state.known,
+                expected=expected,
+                keep_backups=keep,
+            )
+            if spliced is not None:
+                sync = record_entry_write(state, spliced, actor, action_row)
+                return spliced.write, sync
+        write = layers.write_layer_entries(
+            folder, layer, {name: after}, expected={name: expected}, keep_backups=keep
+        )
+    return write, sync_registry(actor, explicit=False, action=action_row)
 
 
 def _layer_raw(current: layers.MergedEntry | None, layer: str) -> dict | None:

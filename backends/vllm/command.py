@@ -6,6 +6,7 @@ gathers the settings the launcher needs so tests can build one directly.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -240,7 +241,11 @@ def resolve_model_path(
             f"Model '{merged.get('name')}' has no model_path or download_path."
         )
     if not check:
-        return str(Path(candidates[0]).expanduser())
+        # Files live elsewhere (proxy mode): still refuse paths outside the roots,
+        # lexically (``..`` collapsed), since the local filesystem cannot tell more.
+        path = Path(candidates[0]).expanduser()
+        _check_roots(Path(os.path.normpath(path)), cfg)
+        return str(path)
     for raw in candidates:
         path = Path(raw).expanduser()
         if path.exists():
@@ -310,6 +315,12 @@ def build_launch(
     model_path = resolve_model_path(merged, cfg, check=check_paths)
     port = launch_port(merged, cfg)
     extras = extra_args(merged)
+    if cfg.model_roots and has_flag(extras, "--model"):
+        # vLLM takes the last --model: extra_args must not bypass the model roots.
+        raise LaunchRefused(
+            "extra_args must not set --model (use backend_config.model_path, "
+            "which is checked against the allowed model roots)."
+        )
     argv = [
         *cfg.launcher,
         "--model",

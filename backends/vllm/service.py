@@ -842,6 +842,10 @@ def _reconcile(cfg: VllmConfig, path) -> list[str]:
     return [msg]
 
 
+#: Seconds after which a "starting" row whose process is gone is cleaned up.
+DEAD_START_GRACE_S = 10.0
+
+
 def _reconcile_live(live: Activation, cfg: VllmConfig, path) -> list[str]:
     age = (timezone.now() - live.last_updated).total_seconds()
     alive = _process_alive(live, cfg) if live.pid else False
@@ -881,7 +885,17 @@ def _reconcile_live(live: Activation, cfg: VllmConfig, path) -> list[str]:
     limit = (
         cfg.start_timeout if live.state == ActivationState.STARTING else cfg.stop_grace
     ) + 30.0
-    if age < limit:
+    # A recorded process that is gone cannot become ready: clean up after a short
+    # grace (a live worker records the real exit reason first) instead of leaving
+    # the slot "starting" until the full timeout.
+    process_gone = (
+        live.state == ActivationState.STARTING
+        and bool(live.pid)
+        and not alive
+        and live.mode != ActivationMode.PROXY
+        and age >= DEAD_START_GRACE_S
+    )
+    if age < limit and not process_gone:
         return []
     if (
         live.state == ActivationState.STARTING

@@ -69,3 +69,11 @@ def verify_panel(entry: ModelEntry) -> dict:
             "unlock": cli_command("unlock", entry.name),
         },
     }
+
+
+@register.simple_tag
+def lock_icon(locked) -> str:
+    """The table's SVG padlock (emoji render as boxes without an emoji font)."""
+    from registry.tables import LOCK_ICONS
+
+    return LOCK_ICONS[bool(locked)]

@@ -138,7 +138,8 @@
     var dd = evt.target.closest && evt.target.closest(".fb-dropdown");
     if (!dd) return;
     var ticked = Array.prototype.map.call(dd.querySelectorAll("input:checked"), function (i) { return i.value; });
-    var text = ticked.length ? "Roles: " + ticked.join(", ") : "Any role";
+    var prefix = dd.dataset.prefix || "Roles", empty = dd.dataset.empty || "Any role";
+    var text = ticked.length ? prefix + ": " + ticked.join(", ") : empty;
     dd.querySelector("summary").textContent = text.length > 36 ? text.slice(0, 35) + "…" : text;
   });
   document.addEventListener("click", function (evt) {
@@ -175,6 +176,41 @@
       target.innerHTML = '<p class="panel-error">Could not load (' + reason + '). <a href="">Reload the page</a> to retry.</p>';
     }
   }
+  document.addEventListener("htmx:responseError", function (evt) {
+    var xhr = evt.detail && evt.detail.xhr;
+    requestFailed(evt, xhr ? "HTTP " + xhr.status : "error");
+  });
+  document.addEventListener("htmx:sendError", function (evt) { requestFailed(evt, "network error"); });
+
+  // ---- live refresh (entryChanged / slotChanged) --------------------------------------
+  // The table re-fetches its own URL and the drawer its badges/facts/serving slot
+  // (hx-trigger in the templates). Keep what the user is doing: never refresh the drawer
+  // under an open dialog, and keep the table's own scroll position.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = evt.detail && evt.detail.elt;
+    if (!elt || !elt.classList || !elt.classList.contains("drawer-refresh")) return;
+    var drawer = document.getElementById("drawer");
+    if (drawer && drawer.querySelector("dialog[open]")) {
+      // A confirm dialog is open (or closing as its own request runs): retry shortly.
+      evt.preventDefault();
+      setTimeout(function () { if (document.body.contains(elt)) htmx.trigger(elt, "drawerRefresh"); }, 400);
+    }
+  });
+  var tableScroll = null;
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var cfg = evt.detail.requestConfig;
+    if (evt.detail.target && evt.detail.target.id === "models-table" && cfg && cfg.elt && cfg.elt.id === "table-refresh") {
+      var box = evt.detail.target.querySelector(".table-scroll");
+      tableScroll = box ? { left: box.scrollLeft, top: box.scrollTop } : null;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    if (!tableScroll) return;
+    var box = document.querySelector("#models-table .table-scroll");
+    if (box) { box.scrollLeft = tableScroll.left; box.scrollTop = tableScroll.top; }
+    tableScroll = null;
+  });
+
   // ---- keyboard shortcuts -------------------------------------------------------------
   function shortcutTarget(kind) {
     var body = drawerBody();

@@ -23,6 +23,17 @@
       if (d) { evt.preventDefault(); d.close(); }
     }
   });
+  // Elapsed-time counters ("Activating… 12s"): the server renders the seconds so far,
+  // the page keeps counting without asking the server again.
+  function tickElapsed() {
+    var now = Date.now();
+    document.querySelectorAll("[data-elapsed]").forEach(function (el) {
+      if (!el.dataset.t0) el.dataset.t0 = String(now - (parseFloat(el.dataset.elapsed) || 0) * 1000);
+      var s = Math.max(0, Math.round((now - parseFloat(el.dataset.t0)) / 1000));
+      el.textContent = s < 90 ? s + "s" : Math.floor(s / 60) + "m " + (s % 60) + "s";
+    });
+  }
+  setInterval(tickElapsed, 1000);
   // Server-sent toasts: HX-Trigger {"showMessage": {"level": "success", "text": "..."}}
   document.addEventListener("showMessage", function (evt) {
     var box = document.getElementById("messages");

@@ -172,7 +172,7 @@ class VerifyViewTests(SampleRegistryMixin, PermissionMatrixMixin, BaseTestCase):
         self.assertTrue(entry.locked)
         self.assertEqual(entry.expected_sha256, entry.aggregate_sha256)
         response = self.panel(self.operator, FLORENCE)
-        self.assertContains(response, "🔒 Locked")
+        self.assertContains(response, "</span> Locked</span>")
         self.assertContains(response, 'data-testid="unlock-button"')
         disc = self.discovered(FLORENCE)["version_lock"]
         self.assertEqual(disc["locked"], True)
@@ -193,7 +193,7 @@ class VerifyViewTests(SampleRegistryMixin, PermissionMatrixMixin, BaseTestCase):
             self.url("unlock", FLORENCE), **HTMX
         )
         self.assertContains(response, f"Unlocked {FLORENCE}")
-        self.assertContains(response, "🔓 Unlocked")
+        self.assertContains(response, "</span> Unlocked</span>")
         self.assertEqual(self.entry(FLORENCE).expected_sha256, expected)
 
     # --- the drawer slot ---------------------------------------------------------
@@ -204,7 +204,7 @@ class VerifyViewTests(SampleRegistryMixin, PermissionMatrixMixin, BaseTestCase):
 
     def test_viewers_see_state_but_no_buttons(self):
         response = self.panel(self.viewer, SIGLIP)
-        self.assertContains(response, "🔒 Locked")
+        self.assertContains(response, "</span> Locked</span>")
         self.assertContains(response, self.entry(SIGLIP).aggregate_sha256[:12])
         self.assertNotContains(response, "Verify hash")
         self.assertNotContains(response, 'data-shortcut="lock"')

@@ -24,7 +24,7 @@ from django.test import TestCase, override_settings
 from registry import layers
 from registry.audit import ACTIONS_FILE, Actor
 from registry.choices import Action, Outcome
-from registry.models import ActionLog, ModelEntry
+from registry.models import ActionLog, EntryChange, ModelEntry
 from registry.sync import sync_registry
 from registry.writeback import EntryConflict, EntryNotFound, change_entry
 from tests.utils import FIXTURES_DIR, REPO_DIR, shared_fixtures_available
@@ -391,3 +391,104 @@ class CrashInjectionTests(WritebackTestBase):
         self.assertEqual(
             list(ModelEntry.objects.values_list("name", flat=True)), [name]
         )
+
+
+class SpliceFastPathTests(WritebackTestBase):
+    """change_entry on a mirror that matches the files: splice + one-row update, with
+    the same files, row, history and audit as the full path."""
+
+    def registry(self) -> None:
+        from tests.registry.test_layers import sample_entry
+
+        self.write(
+            layers.CURATED_FILE,
+            [_entry(f"m{i}", display_name=f"Curated {i}") for i in range(0, 6, 2)],
+        )
+        self.write(layers.DISCOVERED_FILE, [sample_entry(f"m{i}") for i in range(6)])
+        registry = layers.load_registry(self.dir)
+        (self.dir / layers.SNAPSHOT_FILE).write_bytes(
+            layers.dumps(layers.export_merged(registry))
+        )
+        sync_registry(self.actor)
+
+    def test_fast_edit_matches_a_full_rewrite_and_resync(self):
+        from unittest import mock
+
+        from registry.sync import SYNCED_FIELDS
+
+        self.registry()
+        other = self.tmp / "other"
+        shutil.copytree(self.dir, other)
+        row = ModelEntry.objects.get(name="m2")
+        with mock.patch.object(
+            layers, "write_layer_entries", side_effect=AssertionError("full path")
+        ):
+            res = self.set_display("m2", "Edited", expected_fingerprint=row.fingerprint)
+        layers.write_layer_entries(
+            other,
+            layers.CURATED,
+            {"m2": {**row.curated_raw, "display_name": "Edited"}},
+            expected={"m2": row.fingerprint},
+        )
+        for name in FILES:
+            self.assertEqual(
+                (self.dir / name).read_bytes(), (other / name).read_bytes(), name
+            )
+        self.assertIsNotNone(res.write.backup_path)
+        self.assertEqual(res.sync.changed, ["m2"])
+        self.assertEqual(ActionLog.objects.filter(action=Action.EDIT).count(), 1)
+        history = EntryChange.objects.get(pk__in=res.sync.history_ids)
+        self.assertEqual(history.action, res.action)
+        self.assertEqual([c["path"] for c in history.changes], ["display_name"])
+        # The mirror now says what a full re-read says: a forced sync changes nothing.
+        fast_row = ModelEntry.objects.get(name="m2")
+        self.assertEqual(fast_row.display_name, "Edited")
+        self.assertEqual(fast_row.version, row.version + 1)
+        full = sync_registry(self.actor, force=True)
+        self.assertEqual((full.changed, full.added, full.removed), ([], [], []))
+        again = ModelEntry.objects.get(name="m2")
+        for name in SYNCED_FIELDS:
+            if name != "synced_at":
+                self.assertEqual(getattr(again, name), getattr(fast_row, name), name)
+        # ... and the recorded signatures let the next write take the fast path too.
+        self.assertTrue(files_unchanged_now())
+        with mock.patch.object(
+            layers, "write_layer_entries", side_effect=AssertionError("full path")
+        ):
+            self.set_display("m4", "Edited 4")
+
+    def test_stale_snapshot_takes_the_full_path(self):
+        self.registry()
+        layers.atomic_write(
+            self.dir / layers.SNAPSHOT_FILE, b"[]\n", keep_backups=0
+        )  # another tool's stale snapshot
+        sync_registry(self.actor)
+        res = self.set_display("m2", "Edited")
+        self.assertIsNone(res.write.snapshot_error)
+        registry = layers.load_registry(self.dir)
+        self.assertEqual(
+            (self.dir / layers.SNAPSHOT_FILE).read_bytes(),
+            layers.dumps(layers.export_merged(registry)),
+        )
+        # The full path re-synced: now the fast path is allowed again.
+        from registry.sync import mirror_state
+
+        self.assertIsNotNone(mirror_state("m2"))
+
+    def test_outside_edit_same_size_is_a_conflict_not_a_lost_update(self):
+        self.registry()
+        row = ModelEntry.objects.get(name="m2")
+        path = self.dir / layers.CURATED_FILE
+        info = path.stat()
+        data = path.read_bytes().replace(b"Curated 2", b"Curated X")
+        path.write_bytes(data)
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))  # same size and mtime
+        with self.assertRaises(EntryConflict):
+            self.set_display("m2", "Edited", expected_fingerprint=row.fingerprint)
+        self.assertEqual(path.read_bytes(), data)
+
+
+def files_unchanged_now() -> bool:
+    from registry.sync import files_unchanged
+
+    return files_unchanged()
