@@ -125,6 +125,13 @@ def test_patterns():
     return normalize.compile_patterns(settings.IMAGEWORKS_TEST_MODEL_PATTERNS)
 
 
+def layer_bytes() -> int:
+    """Total size of the three registry files (a stat each)."""
+    return sum(
+        sig[1] for sig in layers.layer_signatures(registry_dir()).values() if sig
+    )
+
+
 def files_unchanged() -> bool:
     """True when the three files look exactly as the last sync saw them (3 stats, 1 query)."""
     signatures = layers.layer_signatures(registry_dir())

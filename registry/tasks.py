@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .audit import Actor
 from .choices import Source
-from .sync import sync_registry
+from .sync import files_unchanged, layer_bytes, sync_registry
 
 TASK = "registry.tasks.sync_registry_task"
 SCHEDULE_NAME = "registry-sync"
@@ -57,8 +57,13 @@ def sync_job(job) -> dict:
         source=job.source or Source.WEB,
         user=job.user,
     )
+    params = job.params or {}
     progress(job, 0.1, "Reading the registry files")
-    result = sync_registry(actor, force=bool((job.params or {}).get("force", True)))
+    result = sync_registry(
+        actor,
+        force=bool(params.get("force", True)),
+        explicit=bool(params.get("explicit", True)),
+    )
     if result.action is not None and result.action.job_id is None:
         result.action.job = job
         result.action.save(update_fields=["job"])
@@ -82,3 +87,35 @@ def ensure_sync_schedule(minutes: int = 1):
         },
     )
     return schedule
+
+
+def request_sync(actor: Actor, *, force: bool = False, explicit: bool = True):
+    """Sync now, or hand a big registry's sync to ONE background job.
+
+    Returns ``(SyncResult, None)`` or ``(None, Job)``. Mirroring a 10,000-entry
+    registry takes tens of seconds: done inside web requests it stalls every web
+    worker at once (measured by bench/load_test.py). Registries up to
+    ``IMAGEWORKS_INLINE_SYNC_MAX_BYTES`` of layer files (the usual case) still sync
+    inline, so a page shows outside edits immediately. The one-live-job-per-kind
+    constraint makes the background sync single-flight across all processes.
+    """
+    from django.conf import settings
+
+    from . import sync
+    from .jobs import JobConflict, enqueue
+
+    if layer_bytes() <= settings.IMAGEWORKS_INLINE_SYNC_MAX_BYTES or (
+        not force and files_unchanged()
+    ):
+        return sync.sync_registry(actor, force=force, explicit=explicit), None
+    try:
+        job = enqueue(
+            "sync",
+            "registry.tasks.sync_job",
+            actor=actor,
+            params={"force": force, "explicit": explicit},
+            message="Reading the registry files",
+        )
+    except JobConflict as exc:
+        job = exc.existing
+    return None, job

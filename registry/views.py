@@ -142,12 +142,15 @@ def implicit_sync(request):
     from .audit import Actor
 
     try:
-        from .sync import sync_registry
+        from .tasks import request_sync
 
-        return sync_registry(Actor.from_request(request), explicit=False)
+        result, job = request_sync(Actor.from_request(request), explicit=False)
     except Exception:
         logger.exception("implicit registry sync on page load failed")
         return None
+    if job is not None:
+        request.registry_sync_job = job
+    return result
 
 
 def request_active_name(request) -> str:
@@ -260,6 +263,7 @@ class ModelEntryListView(
         layer_files = [] if is_partial else list(LayerFile.objects.all())
         sync_error = self.sync_result.error if self.sync_result else ""
         context.update(
+            sync_job=getattr(self.request, "registry_sync_job", None),
             active_name=self.active_name,
             layer_files=layer_files,
             layer_errors=[lf for lf in layer_files if lf.error or lf.problems],
@@ -444,12 +448,13 @@ def registry_reload(request):
     from .audit import Actor
 
     try:
-        from .sync import sync_registry
+        from .tasks import request_sync
     except ImportError:
         messages.error(request, "Reload is not available: the sync service is missing.")
     else:
+        result = None
         try:
-            result = sync_registry(Actor.from_request(request), force=True)
+            result, job = request_sync(Actor.from_request(request), force=True)
         except Exception as exc:  # reported to the operator; sync wrote the audit row
             messages.error(
                 request,
@@ -457,6 +462,14 @@ def registry_reload(request):
                 "is readable and holds valid JSON.",
             )
         else:
+            if job is not None:
+                messages.info(
+                    request,
+                    f"The registry is large: reloading in the background (job #{job.pk}"
+                    f", {job.get_status_display().lower()}); reload the page once it has"
+                    " finished.",
+                )
+        if result is not None:
             if result.error:
                 level = messages.ERROR
             elif result.problems:

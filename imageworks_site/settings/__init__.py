@@ -256,6 +256,9 @@ Q_CLUSTER = {
     "poll": 0.5,
     "ack_failures": True,
     "label": "Task queue",
+    # Lets `Q_CLUSTER_NAME=<name> manage.py qcluster` start a named cluster (django-q2
+    # pops this key and crashes when it is missing); see docs/deploy.md.
+    "ALT_CLUSTERS": {},
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -272,6 +275,11 @@ IMAGEWORKS_TEST_MODEL_PATTERNS = [
     if p.strip()
 ]
 IMAGEWORKS_BACKUPS_KEEP = env_int("IMAGEWORKS_BACKUPS_KEEP", 20)
+# Registries with more layer-file bytes than this sync in a background job (one at a
+# time) instead of inside web requests; ~16 MB is about 2,000 real-sized entries.
+IMAGEWORKS_INLINE_SYNC_MAX_BYTES = env_int(
+    "IMAGEWORKS_INLINE_SYNC_MAX_BYTES", 16 * 1024 * 1024
+)
 IMAGEWORKS_ACTION_LOG_KEEP = env_int("IMAGEWORKS_ACTION_LOG_KEEP", 500)
 # Verify and activation refuse model directories outside these roots.
 # Empty means "no restriction" (development only); os.pathsep-separated.

@@ -292,8 +292,12 @@ class ReloadTests(PermissionMatrixMixin, TestCase):
         self.assertContains(response, "Registry reloaded: 2 added.")
         # The Reload button forces a sync; the page it returns to runs the cheap
         # implicit one (no audit row unless something changed).
-        self.assertEqual(sync.call_args_list[0].kwargs, {"force": True})
-        self.assertEqual(sync.call_args_list[-1].kwargs, {"explicit": False})
+        self.assertEqual(
+            sync.call_args_list[0].kwargs, {"force": True, "explicit": True}
+        )
+        self.assertEqual(
+            sync.call_args_list[-1].kwargs, {"force": False, "explicit": False}
+        )
 
     def test_it_ignores_an_offsite_next(self):
         with mock.patch("registry.sync.sync_registry") as sync:

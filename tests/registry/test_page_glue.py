@@ -43,7 +43,7 @@ class PageLoadSyncTests(PersonaMixin, TestCase):
         with mock.patch("registry.sync.sync_registry") as sync:
             sync.return_value = mock.Mock(error="")
             self.client_for(self.viewer).get(LIST)
-        self.assertEqual(sync.call_args.kwargs, {"explicit": False})
+        self.assertIs(sync.call_args.kwargs["explicit"], False)
 
 
 class SlotWatchTests(PersonaMixin, TestCase):
