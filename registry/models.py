@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .choices import Action, ChangeKind, JobStatus, Layer, Outcome, Provenance, Source
+from .fields import OrderedJSONField
 
 
 class ModelEntry(models.Model):
@@ -25,7 +26,7 @@ class ModelEntry(models.Model):
     roles = models.JSONField(default=list, blank=True)
     # "|caption|keywords|": lets every database filter roles with a LIKE.
     roles_key = models.CharField(max_length=2000, blank=True, db_index=True)
-    capabilities = models.JSONField(default=dict, blank=True)
+    capabilities = OrderedJSONField(default=dict, blank=True)
     cap_text = models.BooleanField(default=False)
     cap_vision = models.BooleanField(default=False, db_index=True)
     cap_embedding = models.BooleanField(default=False, db_index=True)
@@ -37,7 +38,7 @@ class ModelEntry(models.Model):
     aliases = models.JSONField(default=list, blank=True)
     # Lower-cased name, display name and aliases, one per line (search prefilter).
     search_text = models.TextField(blank=True)
-    backend_config = models.JSONField(default=dict, blank=True)
+    backend_config = OrderedJSONField(default=dict, blank=True)
     download_path = models.CharField(max_length=2000, blank=True)
     download_size_bytes = models.BigIntegerField(null=True, blank=True)
     aggregate_sha256 = models.CharField(max_length=64, blank=True)
@@ -57,9 +58,9 @@ class ModelEntry(models.Model):
     )
     # Top-level key -> "curated" | "discovered" | "both" (where the merged value comes from).
     field_sources = models.JSONField(default=dict, blank=True)
-    curated_raw = models.JSONField(null=True, blank=True)
-    discovered_raw = models.JSONField(null=True, blank=True)
-    merged = models.JSONField(default=dict, blank=True)
+    curated_raw = OrderedJSONField(null=True, blank=True)
+    discovered_raw = OrderedJSONField(null=True, blank=True)
+    merged = OrderedJSONField(default=dict, blank=True)
     # sha256 over (curated_raw, discovered_raw): the optimistic-concurrency token.
     fingerprint = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)

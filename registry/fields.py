@@ -1,0 +1,38 @@
+"""A JSON column that keeps key order on every database.
+
+PostgreSQL's ``jsonb`` (what Django's JSONField uses there) re-orders object keys.
+The registry's key order is part of its file format (a no-op save must be
+byte-identical, diffs must read in file order), so the raw entries are stored as
+JSON text instead. These columns are never queried by JSON path.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import models
+
+
+class OrderedJSONField(models.TextField):
+    description = "JSON stored as text (key order preserved)"
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        return json.loads(value)
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def get_prep_value(self, value):
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+    def value_to_string(self, obj):
+        return self.get_prep_value(self.value_from_object(obj))
