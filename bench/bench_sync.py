@@ -32,21 +32,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 FIXTURES = REPO.parent / "shared" / "fixtures" / "imageworks-registry"
 
-DYNAMIC = {
-    "download_format",
-    "download_location",
-    "download_path",
-    "download_size_bytes",
-    "download_files",
-    "download_directory_checksum",
-    "downloaded_at",
-    "last_accessed",
-    "artifacts",
-    "performance",
-    "probes",
-    "version_lock",
-}
-
 
 def _seed_entries() -> tuple[list[dict], dict[str, dict]]:
     """(discovered entries, curated entries by name) to copy from."""
@@ -76,6 +61,8 @@ def _hex(i: int, salt: str) -> str:
 
 def build_registry(folder: Path, count: int) -> None:
     """Both layers with *count* entries each (same names: every entry is in both)."""
+    from registry import layers
+
     seeds, curated_seeds = _seed_entries()
     discovered_out, curated_out = [], []
     for i in range(count):
@@ -101,14 +88,13 @@ def build_registry(folder: Path, count: int) -> None:
         discovered_out.append(disc)
         cur_seed = curated_seeds.get(seed["name"])
         if cur_seed is None:
-            cur_seed = {k: v for k, v in seed.items() if k not in DYNAMIC}
+            cur_seed = {k: v for k, v in seed.items() if k not in layers.DYNAMIC_KEYS}
         cur = copy.deepcopy(cur_seed)
         cur["name"] = name
         cur["display_name"] = disc["display_name"]
         if i % 7 == 0:
             cur["roles"] = ["caption", "keywords"]
         curated_out.append(cur)
-    from registry import layers
 
     # The merged snapshot, as the original materializes it after every save.
     curated_by_name = {e["name"]: e for e in curated_out}

@@ -10,7 +10,6 @@ import getpass
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 from filelock import FileLock, Timeout
 
+from . import layers
 from .choices import Outcome, Source
 from .models import ActionLog, Job, ModelEntry
 
@@ -219,19 +219,9 @@ def mirror_to_staging() -> None:
             json.dumps([action_as_json(r) for r in reversed(rows)], indent=2) + "\n"
         )
         target = staging / ACTIONS_FILE
+        # The lock orders concurrent rewrites so an older snapshot never lands last.
         with FileLock(str(staging / (ACTIONS_FILE + ".lock")), timeout=5):
-            fd, tmp = tempfile.mkstemp(
-                dir=staging, prefix="." + ACTIONS_FILE, suffix=".tmp"
-            )
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(payload)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-    except (OSError, Timeout, DatabaseError) as exc:
+            layers.atomic_write(target, payload.encode("utf-8"), keep_backups=0)
+    except (OSError, Timeout, DatabaseError, layers.RegistryError) as exc:
         # The database row is the record; the file is a courtesy copy for old tools.
         logger.warning("could not mirror the action log to %s: %s", staging, exc)

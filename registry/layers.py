@@ -144,6 +144,25 @@ class LockTimeout(RegistryError):
         )
 
 
+#: Keys the original keeps only in the discovered layer (reference 2.5).
+DYNAMIC_KEYS = frozenset(
+    {
+        "download_format",
+        "download_location",
+        "download_path",
+        "download_size_bytes",
+        "download_files",
+        "download_directory_checksum",
+        "downloaded_at",
+        "last_accessed",
+        "artifacts",
+        "performance",
+        "probes",
+        "version_lock",
+    }
+)
+
+
 # --------------------------------------------------------------------------------------
 # JSON style
 # --------------------------------------------------------------------------------------

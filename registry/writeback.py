@@ -33,22 +33,8 @@ from .sync import (
     sync_registry,
 )
 
-DYNAMIC_KEYS = frozenset(
-    {
-        "download_format",
-        "download_location",
-        "download_path",
-        "download_size_bytes",
-        "download_files",
-        "download_directory_checksum",
-        "downloaded_at",
-        "last_accessed",
-        "artifacts",
-        "performance",
-        "probes",
-        "version_lock",
-    }
-)
+# The original's dynamic keys (reference 2.5): they live in the discovered layer.
+DYNAMIC_KEYS = layers.DYNAMIC_KEYS
 
 Mutator = Callable[[dict | None], dict | None]
 
