@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.shortcuts import render
+from django.http import HttpResponse
+from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +52,13 @@ class DatabaseUnavailableMiddleware:
                 conn.close()
             except DatabaseError:
                 pass
-        response = render(
-            request,
-            "503.html",
-            {
-                "reason": str(exception).splitlines()[0]
-                if str(exception)
-                else "connection failed"
-            },
-            status=503,
+        # No request context: context processors query the database (the user's
+        # role), which is exactly what is down.
+        reason = (
+            str(exception).splitlines()[0] if str(exception) else "connection failed"
+        )
+        response = HttpResponse(
+            render_to_string("503.html", {"reason": reason}), status=503
         )
         response["Retry-After"] = "5"
         return response
