@@ -56,6 +56,20 @@ SLOT = "vllm"
 LIVE = ActivationState.live()
 RECONCILER = Actor.system("reconcile", source=Source.SYSTEM)
 
+
+def _reconciled(msg: str, act: Activation, **extra: Any) -> list[str]:
+    """Record one reconcile step for *act* (one audit row) and return its message."""
+    record(
+        RECONCILER,
+        Action.RECONCILE,
+        entry=act.entry,
+        entry_name=act.logical_name,
+        message=msg,
+        **extra,
+    )
+    return [msg]
+
+
 # Popen objects of children spawned by *this* process, so we can reap them and
 # report real exit codes. Everything else works from the database identity.
 _POPENS: dict[int, Any] = {}
@@ -815,15 +829,7 @@ def _reconcile(cfg: VllmConfig, path) -> list[str]:
         act = _adopt(state, cfg, ident)
         if act is not None:
             msg = f"Adopted running vLLM {state['logical_name']} (pid {state['pid']}, port {state['port']}) from the state file."
-            record(
-                RECONCILER,
-                Action.RECONCILE,
-                entry=act.entry,
-                entry_name=act.logical_name,
-                message=msg,
-                after=state,
-            )
-            done.append(msg)
+            done += _reconciled(msg, act, after=state)
         return done
     why = (
         f"pid {state['pid']} is not running"
@@ -872,15 +878,7 @@ def _reconcile_live(live: Activation, cfg: VllmConfig, path) -> list[str]:
         msg = f"{live.logical_name} (pid {live.pid}) is no longer running" + (
             "; removed the stale state file." if removed else "."
         )
-        record(
-            RECONCILER,
-            Action.RECONCILE,
-            entry=live.entry,
-            entry_name=live.logical_name,
-            message=msg,
-            before=state_dict(live),
-        )
-        return [msg]
+        return _reconciled(msg, live, before=state_dict(live))
     # starting/stopping rows whose worker died: only after the worker would have given up.
     limit = (
         cfg.start_timeout if live.state == ActivationState.STARTING else cfg.stop_grace
@@ -911,14 +909,7 @@ def _reconcile_live(live: Activation, cfg: VllmConfig, path) -> list[str]:
             live.refresh_from_db()
             statefile.write_state(path, state_dict(live))
             msg = f"Adopted {live.logical_name}: its activating worker died but the server is ready."
-            record(
-                RECONCILER,
-                Action.RECONCILE,
-                entry=live.entry,
-                entry_name=live.logical_name,
-                message=msg,
-            )
-            return [msg]
+            return _reconciled(msg, live)
         return []
     n = Activation.objects.filter(pk=live.pk, state=live.state).update(
         state=ActivationState.STOPPING
@@ -934,14 +925,7 @@ def _reconcile_live(live: Activation, cfg: VllmConfig, path) -> list[str]:
     )
     statefile.remove_state(path)
     msg = f"Cleaned up abandoned {live.state} activation of {live.logical_name}."
-    record(
-        RECONCILER,
-        Action.RECONCILE,
-        entry=live.entry,
-        entry_name=live.logical_name,
-        message=msg,
-    )
-    return [msg]
+    return _reconciled(msg, live)
 
 
 def _adopt(
@@ -1009,15 +993,7 @@ def _adopt_remote_without_state(cfg: VllmConfig, path) -> list[str]:
     msg = (
         f"Adopted {state['logical_name']} running on the admin service (no state file)."
     )
-    record(
-        RECONCILER,
-        Action.RECONCILE,
-        entry=act.entry,
-        entry_name=act.logical_name,
-        message=msg,
-        after=state,
-    )
-    return [msg]
+    return _reconciled(msg, act, after=state)
 
 
 # --- UI status --------------------------------------------------------------------
