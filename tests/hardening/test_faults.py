@@ -156,6 +156,17 @@ def _ready(proc: subprocess.Popen) -> None:
 # --- (a) kill -9 the CLI / a writer --------------------------------------------------
 
 
+# Keys a lock/verify write may change in an entry (old-or-new checks compare the rest).
+LOCK_KEYS = {
+    "version_lock",
+    "artifacts",
+    "download_size_bytes",
+    "download_files",
+    "last_verified",
+    "metadata",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "mode,target,keys",
@@ -164,14 +175,7 @@ def _ready(proc: subprocess.Popen) -> None:
         (
             "lock-loop",
             LOCKABLE,
-            {
-                "version_lock",
-                "artifacts",
-                "download_size_bytes",
-                "download_files",
-                "last_verified",
-                "metadata",
-            },
+            LOCK_KEYS,
         ),
     ],
 )
@@ -214,14 +218,7 @@ def test_kill_9_the_cli_during_sync_lock_and_unlock(site):
             before,
             _layers(registry),
             LOCKABLE,
-            {
-                "version_lock",
-                "artifacts",
-                "download_size_bytes",
-                "download_files",
-                "last_verified",
-                "metadata",
-            },
+            LOCK_KEYS,
         )
     result = _cli(site["env"], "sync", "--force")
     assert result.returncode == 0, f"seed {SEED}: {result.stdout}{result.stderr}"
