@@ -11,13 +11,14 @@ class ActivationAdmin(ReadOnlyAdmin):
         "logical_name",
         "state",
         "mode",
+        "host_name",
         "port",
         "pid",
         "user_name",
         "requested_at",
         "time_to_ready_s",
     ]
-    list_filter = ["state", "mode"]
+    list_filter = ["state", "mode", "host_name"]
 
 
 @admin.register(BackendEndpoint)

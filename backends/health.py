@@ -201,8 +201,23 @@ def active_vllm() -> dict[str, Any] | None:
                 return None
             if not isinstance(state, dict):
                 state = {k: v for k, v in vars(state).items() if not k.startswith("_")}
-            return {**state, "source": "service"}
+            return {**state, **_launched_elsewhere(service), "source": "service"}
     return _read_state_file()
+
+
+def _launched_elsewhere(service) -> dict[str, Any]:
+    """For a local-mode server started on another machine: its host and address.
+
+    Its pid means nothing here and ``IMAGEWORKS_VLLM_HOST`` is that machine's bind
+    address, so the probe uses the URL the launching host recorded (if any).
+    """
+    live = getattr(service, "live_activation", lambda: None)()
+    if live is None or not getattr(live, "launched_elsewhere", False):
+        return {}
+    info: dict[str, Any] = {"host_name": live.host_name}
+    if live.base_url:
+        info["base_url"] = live.base_url
+    return info
 
 
 def state_file_path() -> Path:
@@ -244,6 +259,20 @@ def _vllm_endpoint() -> Endpoint:
             sources=["activation"],
         )
     base_url = str(state.get("base_url") or "").strip()
+    elsewhere = str(state.get("host_name") or "")
+    if elsewhere and not base_url:
+        # Nothing on this machine answers for it and no address was recorded.
+        return Endpoint(
+            key=VLLM_ACTIVE_KEY,
+            kind=BackendKind.VLLM,
+            label="vLLM (active model)",
+            fixed_status=HealthStatus.UNKNOWN,
+            note=f"{state.get('logical_name')} is running on host {elsewhere}; "
+            "checked from there (it recorded no address other hosts can reach).",
+            entries=[str(state.get("logical_name") or "")],
+            sources=[f"activation ({state.get('source')})"],
+            activation={k: _jsonable(v) for k, v in state.items()},
+        )
     if base_url:
         url = clients.root_url(base_url)
     else:
@@ -604,6 +633,7 @@ def _adjust_vllm(
     elif (
         result.status != HealthStatus.ONLINE
         and endpoint.activation.get("pid")
+        and not endpoint.activation.get("host_name")  # another machine's pid
         and _pid_alive(endpoint.activation["pid"]) is False
     ):
         result.error = (

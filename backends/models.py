@@ -45,8 +45,15 @@ class Activation(models.Model):
     )
     user_name = models.CharField(max_length=150, blank=True)
     command = models.JSONField(default=list, blank=True)
+    # The bind host passed to vLLM (--host), not the machine: see host_name.
     host = models.CharField(max_length=255, default="127.0.0.1")
     port = models.PositiveIntegerField()
+    # The machine that launched the server (IMAGEWORKS_HOST_NAME). Its pid, pgid and
+    # create_time mean something only there; empty = recorded before hosts were
+    # tracked (single-host), judged locally as before.
+    host_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # Where other machines can reach the server ("" = only on host_name's loopback).
+    base_url = models.CharField(max_length=500, blank=True)
     pid = models.IntegerField(null=True, blank=True)
     pgid = models.IntegerField(null=True, blank=True)
     # psutil create_time + a hash of the command line: a reused pid never counts as ours.
@@ -86,6 +93,15 @@ class Activation(models.Model):
     @property
     def is_live(self) -> bool:
         return self.state in ActivationState.live()
+
+    @property
+    def launched_elsewhere(self) -> bool:
+        """A local-mode server started on another machine (its pid means nothing here)."""
+        return (
+            self.mode == ActivationMode.LOCAL
+            and bool(self.host_name)
+            and self.host_name != settings.IMAGEWORKS_HOST_NAME
+        )
 
 
 class BackendEndpoint(models.Model):

@@ -1,6 +1,18 @@
-"""django-q2 task functions for activation jobs (run through ``registry.jobs.run_job``)."""
+"""django-q2 task functions for activation jobs (run through ``registry.jobs.run_job``).
+
+Activation work needs the GPU host: the worker that starts vLLM is the one that can
+later signal it and judge its pid. With ``IMAGEWORKS_VLLM_QUEUE`` set, activate and
+stop jobs and the periodic reconcile go to that django-q2 queue (the GPU host's
+``Q_CLUSTER_NAME=<queue> manage.py qcluster``); everything else stays on the site
+queue.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 
 from registry.audit import Actor
 from registry.jobs import JobFailed, enqueue
@@ -10,6 +22,12 @@ from .vllm import service
 
 ACTIVATE_TASK = "backends.tasks.activate_job"
 STOP_TASK = "backends.tasks.stop_job"
+RECONCILE_TASK = "backends.tasks.reconcile_vllm"
+RECONCILE_SCHEDULE = "vllm-reconcile"
+
+
+def _queued(text: str, queue: str) -> str:
+    return f"{text} (queue {queue})" if queue else text
 
 
 def _actor(job: Job) -> Actor:
@@ -18,18 +36,26 @@ def _actor(job: Job) -> Actor:
 
 def enqueue_activation(entry: ModelEntry, actor: Actor) -> Job:
     """Queue an activation job (``JobConflict`` if one is already live for the entry)."""
+    queue = service.vllm_queue()
     return enqueue(
         "activate",
         ACTIVATE_TASK,
         actor=actor,
         entry=entry,
-        message=f"Queued: activate {entry.name}",
+        message=_queued(f"Queued: activate {entry.name}", queue),
+        queue=queue,
     )
 
 
 def enqueue_stop(actor: Actor, *, name: str = "") -> Job:
+    queue = service.vllm_queue()
     return enqueue(
-        "stop", STOP_TASK, actor=actor, entry_name=name, message="Queued: stop vLLM"
+        "stop",
+        STOP_TASK,
+        actor=actor,
+        entry_name=name,
+        message=_queued("Queued: stop vLLM", queue),
+        queue=queue,
     )
 
 
@@ -62,3 +88,43 @@ def stop_job(job: Job) -> dict:
         "activation": act.pk,
         "exit_code": act.exit_code,
     }
+
+
+def reconcile_vllm() -> dict:
+    """django-q2 task: reconcile the vLLM slot on the machine this worker runs on.
+
+    Scheduled on the GPU host's queue (``ensure_reconcile_schedule``): only there can
+    a dead server be told from one running on another machine.
+    """
+    return {
+        "host": settings.IMAGEWORKS_HOST_NAME,
+        "actions": service.adopt_or_clean(),
+    }
+
+
+def ensure_reconcile_schedule(minutes: int = 1):
+    """Create, update or remove the GPU host's reconcile schedule (idempotent).
+
+    With ``IMAGEWORKS_VLLM_QUEUE`` set, the scheduled health check (site queue) can
+    no longer clear a dead local-mode server, since its pid lives on the GPU host;
+    this schedule runs ``reconcile_vllm`` there instead. Without a queue it is
+    deleted: the health check reconciles as before. Returns the schedule or None.
+    """
+    from django_q.models import Schedule
+
+    queue = service.vllm_queue()
+    if not queue:
+        Schedule.objects.filter(name=RECONCILE_SCHEDULE).delete()
+        return None
+    schedule = Schedule.objects.filter(name=RECONCILE_SCHEDULE).first()
+    if schedule is None:
+        schedule = Schedule(
+            name=RECONCILE_SCHEDULE, next_run=timezone.now() + timedelta(seconds=30)
+        )
+    schedule.func = RECONCILE_TASK
+    schedule.schedule_type = Schedule.MINUTES
+    schedule.minutes = minutes
+    schedule.repeats = -1
+    schedule.cluster = queue
+    schedule.save()
+    return schedule

@@ -183,6 +183,8 @@ def log_tail(request, pk: int):
     log_root = Path(settings.IMAGEWORKS_LOG_DIR).resolve()
     if path is None:
         note = "No log file was recorded for this activation."
+    elif act.launched_elsewhere:
+        note = f"The log is on host {act.host_name}: {act.log_path}"
     elif not path.is_absolute() or log_root not in path.resolve().parents:
         # Proxy mode: the log lives on the admin service's host.
         note = f"The log is on the vLLM host: {act.log_path}"

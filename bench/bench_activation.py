@@ -82,7 +82,7 @@ def main() -> int:
         name="bench-model",
         backend="vllm",
         backend_config=bc,
-        merged={"name": "bench-model", "backend": "vllm", "backend_config": bc},
+        curated_raw={"name": "bench-model", "backend": "vllm", "backend_config": bc},
         provenance="curated",
         fingerprint=hashlib.sha256(b"bench").hexdigest(),
     )

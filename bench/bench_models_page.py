@@ -129,7 +129,6 @@ def seed(n: int) -> None:
                     "download_path": "discovered",
                 },
                 curated_raw=merged,
-                merged=merged,
                 fingerprint=hashlib.sha256(f"fp{i}".encode()).hexdigest(),
             )
         )

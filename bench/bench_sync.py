@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python bench/bench_sync.py [--entries 10000] [--keep]
+        [--profile cold|forced|changed|edit|edit-full] [--database-url URL]
 
 Builds both layers with N entries each (copies of the real fixture entries with
 varied names, hashes, sizes and metadata; the sample registry's shapes when the
@@ -136,6 +137,9 @@ def baseline(folder: Path) -> float:
     return elapsed
 
 
+PROFILE_STEPS = ("cold", "forced", "changed", "edit", "edit-full")
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -144,7 +148,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
-    parser.add_argument("--profile", action="store_true", help="cProfile the cold sync")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_STEPS,
+        help="cProfile one step and print its top 30 functions",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="run against this database instead of a temp SQLite file (its registry "
+        "tables are emptied first), e.g. postgresql://postgres@127.0.0.1:5432/bench",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
@@ -160,7 +173,10 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
         }
     )
-    os.environ.pop("DATABASE_URL", None)
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    else:
+        os.environ.pop("DATABASE_URL", None)
     import django
 
     django.setup()
@@ -170,11 +186,13 @@ def main() -> int:
     from registry import layers
     from registry.audit import Actor
     from registry.choices import Action
-    from registry.models import EntryChange, ModelEntry
+    from registry.models import ActionLog, EntryChange, LayerFile, ModelEntry
     from registry.sync import sync_registry
     from registry.writeback import change_entry
 
     call_command("migrate", verbosity=0)
+    for model in (EntryChange, ActionLog, ModelEntry, LayerFile):
+        model.objects.all().delete()
     t0 = time.perf_counter()
     build_registry(reg, args.entries)
     build_s = time.perf_counter() - t0
@@ -184,10 +202,21 @@ def main() -> int:
     actor = Actor.system("bench")
     figures: list[tuple[str, str]] = []
 
-    def timed(label, func):
+    def timed(label, func, step=None):
+        prof = None
+        if step is not None and step == args.profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         start = time.perf_counter()
         value = func()
         elapsed = time.perf_counter() - start
+        if prof is not None:
+            import pstats
+
+            prof.disable()
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
         figures.append((label, f"{elapsed:8.3f} s"))
         return value, elapsed
 
@@ -199,28 +228,24 @@ def main() -> int:
         )
     )
     rss_before = rss_mb()
-    if args.profile:
-        import cProfile
-        import pstats
-
-        prof = cProfile.Profile()
-        prof.enable()
-    result, cold = timed("cold sync (empty DB)", lambda: sync_registry(actor))
-    if args.profile:
-        prof.disable()
-        pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+    result, cold = timed(
+        "cold sync (empty DB)", lambda: sync_registry(actor), step="cold"
+    )
     assert result.ok and len(result.added) == args.entries, result.summary()
     rss_cold = rss_mb()
     res, _ = timed("no-change re-sync (stat check)", lambda: sync_registry(actor))
     assert res.no_change
-    tracemalloc.start()
     res, _ = timed(
         "forced re-sync (files re-read, nothing changed)",
         lambda: sync_registry(actor, force=True),
+        step="forced",
     )
+    assert res.unchanged == args.entries and not res.changed, res.summary()
+    # Memory only (tracemalloc slows every allocation, so this run is not timed).
+    tracemalloc.start()
+    sync_registry(actor, force=True)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert res.unchanged == args.entries and not res.changed, res.summary()
 
     # One entry changed by an outside tool (the whole file rewritten, as tools do).
     path = reg / layers.DISCOVERED_FILE
@@ -238,7 +263,9 @@ def main() -> int:
     snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
     del snap_items, cur_items
     history_before = EntryChange.objects.count()
-    res, _ = timed("one-entry-changed re-sync", lambda: sync_registry(actor))
+    res, _ = timed(
+        "one-entry-changed re-sync", lambda: sync_registry(actor), step="changed"
+    )
     assert res.changed == [target["name"]], res.summary()
     new_history = list(
         EntryChange.objects.order_by("-pk")[
@@ -260,7 +287,9 @@ def main() -> int:
             expected_fingerprint=fingerprint,
         )
 
-    res_edit, _ = timed("one change_entry edit (write + re-sync + audit)", edit)
+    res_edit, _ = timed(
+        "one change_entry edit (write + re-sync + audit)", edit, step="edit"
+    )
     assert res_edit.changed
 
     # The same edit when the mirror cannot vouch for the files (here: the snapshot is
@@ -279,6 +308,7 @@ def main() -> int:
             lambda raw: {**raw, "display_name": "edited by the bench (full)"},
             expected_fingerprint=other_fp,
         ),
+        step="edit-full",
     )
     assert res_full.changed
     rss_end = rss_mb()
@@ -286,7 +316,7 @@ def main() -> int:
     print(f"Registry: {args.entries} entries in each layer; built in {build_s:.1f} s")
     for file_name, mb in sizes.items():
         print(f"  {file_name}: {mb:.1f} MB")
-    print(f"Database: SQLite {connection.settings_dict['NAME']}")
+    print(f"Database: {connection.vendor} {connection.settings_dict['NAME']}")
     print()
     width = max(len(label) for label, _ in figures)
     for label, value in figures:
@@ -300,7 +330,10 @@ def main() -> int:
         f"peak RSS (ru_maxrss): before sync {rss_before:.0f} MB, after cold sync "
         f"{rss_cold:.0f} MB, end {rss_end:.0f} MB"
     )
-    print(f"tracemalloc peak during the forced re-sync: {traced_peak / 1e6:.0f} MB")
+    print(
+        f"tracemalloc peak during a forced re-sync (separate, untimed run): "
+        f"{traced_peak / 1e6:.0f} MB"
+    )
     print(f"cold sync / baseline: {cold / min(base_times):.1f}x")
     if args.keep:
         print(f"kept {tmp}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 from django.db import models
 
 
@@ -32,7 +33,11 @@ class OrderedJSONField(models.TextField):
     def get_prep_value(self, value):
         if value is None:
             return None
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        try:
+            # orjson: a sync writes megabytes of entries; 5x faster than json.dumps.
+            return orjson.dumps(value).decode("utf-8")
+        except TypeError:  # integers beyond 64 bits, lone surrogates, ...
+            return json.dumps(value, ensure_ascii=True, allow_nan=False)
 
     def value_to_string(self, obj):
         return self.get_prep_value(self.value_from_object(obj))

@@ -50,8 +50,13 @@ def enqueue(
     entry_name: str = "",
     params: dict | None = None,
     message: str = "Queued",
+    queue: str = "",
 ) -> Job:
-    """Create a queued job and schedule ``func_path(job)`` on the task queue."""
+    """Create a queued job and schedule ``func_path(job)`` on the task queue.
+
+    ``queue`` names the django-q2 cluster (queue) whose workers should run it, e.g.
+    the GPU host's for vLLM activation; empty = the site's own queue.
+    """
     name = entry_name or (entry.name if entry else "")
     try:
         with transaction.atomic():
@@ -79,17 +84,24 @@ def enqueue(
         who = f" by {existing.user_name}" if existing and existing.user_name else ""
         target = f" for {name}" if name else ""
         raise JobConflict(existing, f"A {kind} job is already running{target}{who}.")
-    transaction.on_commit(lambda: _submit(job.pk, func_path))
+    transaction.on_commit(lambda: _submit(job.pk, func_path, queue))
     return job
 
 
-def _submit(job_id: int, func_path: str) -> None:
+def _submit(job_id: int, func_path: str, queue: str = "") -> None:
     from django_q.tasks import async_task
 
     job = Job.objects.get(pk=job_id)
+    # Only a named queue is passed on: without ``cluster`` django-q2 uses this
+    # process's own queue, which is what single-queue sites have always done.
+    routing = {"cluster": queue} if queue else {}
     try:
         task_id = async_task(
-            "registry.jobs.run_job", job_id, func_path, task_name=f"{job.kind}-{job_id}"
+            "registry.jobs.run_job",
+            job_id,
+            func_path,
+            task_name=f"{job.kind}-{job_id}",
+            **routing,
         )
     except (
         Exception

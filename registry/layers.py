@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import gc
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import orjson
 
 from registry.normalize import to_bool
 
@@ -220,6 +222,24 @@ def _snapshot_bytes(items: list[dict]) -> bytes:
     return dumps(items, DEFAULT_STYLE)
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a big registry is loaded or synced.
+
+    Parsing 10,000 entries builds millions of dicts and lists; every few hundred
+    allocations the collector would walk them all again, which doubled the parse
+    time. Parsed JSON holds no reference cycles, so reference counting frees it all
+    the same; the collector runs again as soon as the block ends. Nesting is fine.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # --------------------------------------------------------------------------------------
 # Data classes
 # --------------------------------------------------------------------------------------
@@ -288,11 +308,7 @@ class MergedEntry:
     @property
     def merged(self) -> dict:
         if self._merged is None:
-            if self.curated is not None and self.discovered is not None:
-                self._merged = merge_entry_dicts(self.discovered, self.curated)
-            else:
-                base = self.curated if self.curated is not None else self.discovered
-                self._merged = _copy_dicts(base or {})
+            self._merged = merged_view(self.curated, self.discovered)
         return self._merged
 
     @property
@@ -605,6 +621,14 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
+def merged_view(curated: dict | None, discovered: dict | None) -> dict:
+    """One entry as every tool sees it: curated over discovered, a new dict."""
+    if curated is not None and discovered is not None:
+        return merge_entry_dicts(discovered, curated)
+    base = curated if curated is not None else discovered
+    return _copy_dicts(base or {})
+
+
 def merge_entry_dicts(
     base: Mapping[str, Any] | None, overlay: Mapping[str, Any]
 ) -> dict:
@@ -631,9 +655,15 @@ def _copy_dicts(value: Mapping[str, Any]) -> dict:
     }
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, list})
+
+
 def _merge_into(result: dict, overlay: Mapping[str, Any]) -> None:
     for key, value in overlay.items():
         if value is None:
+            continue
+        if type(value) in _PLAIN_TYPES:  # fast path: most values are leaves or lists
+            result[key] = value
             continue
         current = result.get(key)
         if isinstance(value, Mapping) and isinstance(current, dict):
@@ -645,13 +675,21 @@ def _merge_into(result: dict, overlay: Mapping[str, Any]) -> None:
 
 
 def entry_fingerprint(curated_raw: dict | None, discovered_raw: dict | None) -> str:
-    """sha256 of the canonical JSON of ``[curated_raw, discovered_raw]``."""
-    text = _FINGERPRINT_ENCODER.encode([curated_raw, discovered_raw])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """sha256 of the canonical JSON of ``[curated_raw, discovered_raw]``.
+
+    Canonical: sorted keys, no spaces, UTF-8, as orjson writes it (5x faster than the
+    standard library, and every sync fingerprints every entry). Values orjson cannot
+    write (integers beyond 64 bits, lone surrogates) use the standard encoder.
+    """
+    value = [curated_raw, discovered_raw]
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        data = _FINGERPRINT_FALLBACK.encode(value).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
 
 
-# One encoder for every fingerprint (json.dumps builds a new one per call).
-_FINGERPRINT_ENCODER = json.JSONEncoder(
+_FINGERPRINT_FALLBACK = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False
 )
 
@@ -802,7 +840,8 @@ def load_registry(
     has_layer = (folder / CURATED_FILE).exists() or (folder / DISCOVERED_FILE).exists()
     if not has_layer and migrate_legacy and (folder / SNAPSHOT_FILE).exists():
         migrated = _migrate_legacy(folder)
-    registry = _build_registry(folder)
+    with gc_paused():
+        registry = _build_registry(folder)
     if not (registry.curated.exists or registry.discovered.exists or registry.snapshot):
         raise RegistryNotFound(folder)
     registry.migrated = migrated

@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from . import layers
 from .choices import Action, ChangeKind, JobStatus, Layer, Outcome, Provenance, Source
 from .fields import OrderedJSONField
 
@@ -60,7 +61,6 @@ class ModelEntry(models.Model):
     field_sources = models.JSONField(default=dict, blank=True)
     curated_raw = OrderedJSONField(null=True, blank=True)
     discovered_raw = OrderedJSONField(null=True, blank=True)
-    merged = OrderedJSONField(default=dict, blank=True)
     # sha256 over (curated_raw, discovered_raw): the optimistic-concurrency token.
     fingerprint = models.CharField(max_length=64)
     version = models.PositiveIntegerField(default=1)
@@ -90,6 +90,13 @@ class ModelEntry(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("registry:modelentry_detail", args=[self.pk])
+
+    @property
+    def merged(self) -> dict:
+        """The entry as every tool sees it: curated over discovered (the original's
+        merge rule), derived from the two raw layers rather than stored a third time.
+        A new dict on each access; change the raw layers, not this."""
+        return layers.merged_view(self.curated_raw, self.discovered_raw)
 
     @property
     def hash_snippet(self) -> str:

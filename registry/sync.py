@@ -60,7 +60,6 @@ SYNCED_FIELDS = [
     "field_sources",
     "curated_raw",
     "discovered_raw",
-    "merged",
     "fingerprint",
     "synced_at",
 ]
@@ -176,6 +175,13 @@ def sync_registry(
     A file that cannot be read leaves the last good mirror in place.
     """
     actor = actor or Actor.system()
+    with layers.gc_paused():
+        return _sync(actor, force, explicit, action)
+
+
+def _sync(
+    actor: Actor, force: bool, explicit: bool, action: ActionLog | None
+) -> SyncResult:
     if not force and files_unchanged():
         result = SyncResult(no_change=True)
         if explicit and action is None:
@@ -240,7 +246,9 @@ def _apply(
         if current is None:
             fields = entry_fields(merged_entry, patterns, now, caps_cache)
             to_create.append(
-                ModelEntry(name=name, installed=_installed(fields), **fields)
+                ModelEntry(
+                    name=name, installed=_installed(merged_entry.merged), **fields
+                )
             )
             result.added.append(name)
             continue
@@ -253,7 +261,7 @@ def _apply(
                 for key in ("metadata", "backend_config", "download_path")
             }
             new_testing = normalize.is_testing(name, peek["metadata"], patterns)
-            new_installed = _installed({"merged": peek}, installed)
+            new_installed = _installed(peek, installed)
             if new_testing == testing and new_installed == installed:
                 result.unchanged += 1
                 continue
@@ -262,7 +270,10 @@ def _apply(
             result.unchanged += 1
             continue
         fields = entry_fields(merged_entry, patterns, now, caps_cache)
-        changed_fields[name] = {**fields, "installed": _installed(fields, installed)}
+        changed_fields[name] = {
+            **fields,
+            "installed": _installed(merged_entry.merged, installed),
+        }
         result.changed.append(name)
     gone = [name for name in existing if name not in registry.entries]
     result.removed = gone
@@ -378,9 +389,11 @@ def _merged_value(entry: layers.MergedEntry, key: str):
     return cur
 
 
-def _installed(fields: dict, previous: bool | None = None) -> bool | None:
-    """Files on disk for local models; Ollama tags keep what the health check found."""
-    path = normalize.model_dir(fields["merged"])
+def _installed(merged: dict, previous: bool | None = None) -> bool | None:
+    """Files on disk for local models; Ollama tags keep what the health check found.
+
+    *merged* needs only the merged ``backend_config`` and ``download_path``."""
+    path = normalize.model_dir(merged)
     if not path or path.startswith("ollama:"):
         return previous
     try:
@@ -465,7 +478,6 @@ def entry_fields(
         "field_sources": entry.sources,
         "curated_raw": entry.curated,
         "discovered_raw": entry.discovered,
-        "merged": m,
         "fingerprint": entry.fingerprint,
         "synced_at": now,
     }
@@ -662,7 +674,7 @@ def record_entry_write(
             )
             for key, value in fields.items():
                 setattr(row, key, value)
-            row.installed = _installed(fields, row.installed)
+            row.installed = _installed(entry.merged, row.installed)
             row.version += 1
             ModelEntry.objects.bulk_update(
                 [row], [*SYNCED_FIELDS, "installed", "version"]

@@ -217,7 +217,7 @@ class ModelEntryListView(
 ):
     permission_required = "registry.view_modelentry"
     queryset = ModelEntry.objects.defer(
-        "curated_raw", "discovered_raw", "merged", "capabilities", "backend_config"
+        "curated_raw", "discovered_raw", "capabilities", "backend_config"
     )
     filterset_class = ModelEntryFilterSet
     table_class = ModelEntryTable

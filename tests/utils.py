@@ -46,7 +46,6 @@ def create_model_entry(name: str, **attrs):
         "provenance": "curated",
         "in_curated": True,
         "curated_raw": merged,
-        "merged": merged,
         "fingerprint": hashlib.sha256(
             json.dumps(merged, sort_keys=True).encode()
         ).hexdigest(),

@@ -17,6 +17,11 @@ Views, tasks, management commands and the CLI all call ``activate``, ``stop``,
   server or removing a stale state file writes a ``reconcile`` row saying why.
 * ``_staging/active_vllm.json`` (five fields) is written only once ready and
   removed on stop or when the process is found dead.
+* **Pids are judged where they live.** Every activation records the machine that
+  launched it (``host_name``, from ``IMAGEWORKS_HOST_NAME``). In local mode only a
+  process on that machine declares it dead, stops or replaces it; elsewhere
+  reconciliation leaves the row alone and at most asks the server over HTTP
+  (``base_url``), so a web host never records the GPU host's server as "found dead".
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from filelock import FileLock, Timeout
@@ -280,6 +286,8 @@ def activate(entry: ModelEntry, actor: Actor, *, job: Job | None = None) -> Acti
             return live
         if live is not None and live.state != ActivationState.RUNNING:
             raise ActivationBusy(busy_message(live))
+        if live is not None and live.launched_elsewhere:
+            raise ActivationRefused(elsewhere_refusal(live, "replaced"))
         try:
             _validate_runtime(spec, cfg, live)
         except ActivationRefused:
@@ -366,6 +374,8 @@ def _create_starting(
                 command=spec.argv,
                 host=spec.host,
                 port=spec.port,
+                host_name=this_host(),
+                base_url=advertised_url(cfg, spec.port),
                 requested_at=now,
                 job=job,
             )
@@ -618,6 +628,8 @@ def stop(actor: Actor, *, job: Job | None = None) -> Activation | None:
             return None
         if live.state == ActivationState.STOPPING:
             raise ActivationBusy(busy_message(live))
+        if live.launched_elsewhere:
+            raise ActivationRefused(elsewhere_refusal(live, "stopped"))
         audit.before = state_dict(live)
         was = live.state
         note = f"Stopped by {actor.name}" + (
@@ -735,6 +747,149 @@ def _finish_failed(
     return changed == 1
 
 
+# --- machines: whose pid is it? ---------------------------------------------------
+
+
+def this_host() -> str:
+    """This machine's name as activations record it (``IMAGEWORKS_HOST_NAME``)."""
+    return str(settings.IMAGEWORKS_HOST_NAME)
+
+
+def vllm_queue() -> str:
+    """The GPU host's django-q2 queue (``IMAGEWORKS_VLLM_QUEUE``), "" when unset."""
+    return str(getattr(settings, "IMAGEWORKS_VLLM_QUEUE", "") or "").strip()
+
+
+_LOOPBACK = re.compile(r"^(127\.|localhost$|::1$|\[::1\]$)", re.IGNORECASE)
+_WILDCARD = ("0.0.0.0", "", "::", "[::]")
+
+
+def advertised_url(cfg: VllmConfig, port: int) -> str:
+    """Where other machines can reach the server we launch ("" = loopback only).
+
+    The readiness host when it is not loopback (``IMAGEWORKS_VLLM_CONNECT_HOST`` or a
+    specific bind address); this machine's name when vLLM binds every interface;
+    nothing when it binds loopback, since no other host could ask it.
+    """
+    if cfg.proxy_mode:
+        return cfg.base_url(port)
+    probe = cfg.probe_host()
+    if not _LOOPBACK.match(probe):
+        return cfg.base_url(port)
+    if cfg.host in _WILDCARD:
+        host = this_host()
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return ""
+
+
+def _judges_state_file_pids() -> bool:
+    """May this process judge the state file's pid (the file does not name a machine)?
+
+    Yes on single-queue sites (today's behaviour) and in the GPU queue's own worker;
+    no in other processes once activation runs on a GPU queue.
+    """
+    queue = vllm_queue()
+    if not queue:
+        return True
+    from django_q.conf import Conf
+
+    return queue == Conf.CLUSTER_NAME
+
+
+def remote_check(act: Activation) -> tuple[bool | None, str]:
+    """Judge a server launched on another machine, without touching its row.
+
+    Returns ``(alive, text)``: True when it serves its model at its recorded
+    ``base_url``, False when it does not, None when no reachable address was
+    recorded (only its own host can tell). ``text`` says so for the UI and CLI.
+    """
+    what = _where(act)
+    if not act.base_url:
+        return (
+            None,
+            f"{what}; checked from there (pid {act.pid or '-'} is not visible from {this_host()}).",
+        )
+    check = clients.vllm_ready(act.base_url, act.served_model_id, timeout=1.0)
+    if check.ready:
+        return True, f"{what}; answers at {act.base_url}."
+    return (
+        False,
+        f"{what} but does not answer at {act.base_url} ({check.reason}); "
+        f"left to {act.host_name}, which checks it from there.",
+    )
+
+
+def _where(act: Activation) -> str:
+    """``X is running on host H`` (or activating/stopping)."""
+    doing = (
+        "running"
+        if act.state == ActivationState.RUNNING
+        else act.get_state_display().lower()
+    )
+    return f"{act.logical_name} is {doing} on host {act.host_name}"
+
+
+def elsewhere_refusal(act: Activation, verb: str) -> str:
+    """Why this process may not stop or replace a server launched on another host."""
+    queue = vllm_queue()
+    route = (
+        f"activate/stop jobs go to queue {queue}: run that queue's worker on "
+        f"{act.host_name}"
+        if queue
+        else "set IMAGEWORKS_VLLM_QUEUE so activate/stop jobs run on that host's "
+        "worker, or use the CLI there"
+    )
+    return (
+        f"{_where(act)}; it can only be {verb} from there ({route}). "
+        f"If {act.host_name} is gone for good: "
+        f"manage.py vllm_reconcile --release-host {act.host_name}."
+    )
+
+
+def release_host(host_name: str, actor: Actor) -> list[str]:
+    """Fail the live activations launched on ``host_name``, a GPU host gone for good.
+
+    The operator's escape hatch: nothing else may touch another machine's
+    activation. Refused for this machine (its pids are judged by reconciliation).
+    """
+    if not host_name or host_name == this_host():
+        raise ActivationRefused(
+            f"{host_name or '(empty)'} is this host; run vllm_reconcile without "
+            "--release-host to check its processes."
+        )
+    done: list[str] = []
+    for act in Activation.objects.filter(
+        slot=SLOT, state__in=LIVE, mode=ActivationMode.LOCAL, host_name=host_name
+    ):
+        note = f"Released by {actor.name}: host {host_name} is gone."
+        changed = Activation.objects.filter(pk=act.pk, state=act.state).update(
+            state=ActivationState.FAILED,
+            error=note,
+            stopped_at=timezone.now(),
+            last_updated=timezone.now(),
+        )
+        if changed != 1:
+            continue
+        path = _state_path(config())
+        try:
+            on_disk = statefile.read_state(path)
+        except statefile.InvalidState:
+            on_disk = None
+        if on_disk and on_disk == state_dict(act):
+            statefile.remove_state(path)
+        msg = f"Released {act.logical_name} ({act.state} on host {host_name})."
+        record(
+            actor,
+            Action.RECONCILE,
+            entry=act.entry,
+            entry_name=act.logical_name,
+            message=msg,
+            before=state_dict(act),
+        )
+        done.append(msg)
+    return done
+
+
 # --- liveness, adoption, stale state ----------------------------------------------
 
 
@@ -748,6 +903,8 @@ def _identity(act: Activation) -> process.ProcessIdentity:
 
 
 def _process_alive(act: Activation, cfg: VllmConfig) -> bool:
+    if act.launched_elsewhere:  # its pid is another machine's: ask the server itself
+        return remote_check(act)[0] is True
     if act.mode == ActivationMode.PROXY:
         try:
             state = clients.admin_state(
@@ -807,6 +964,14 @@ def _reconcile(cfg: VllmConfig, path) -> list[str]:
         if cfg.proxy_mode:
             done += _adopt_remote_without_state(cfg, path)
         return done
+    if not cfg.proxy_mode and not _judges_state_file_pids():
+        # The file holds a pid but not the machine; with a GPU queue the server was
+        # started by that queue's worker, and only it (or its schedule) may judge it.
+        return [
+            f"The state file names {state['logical_name']} (pid {state['pid']}) "
+            f"but no activation is live; left for the worker of queue "
+            f"{vllm_queue()} (the vLLM host) to check."
+        ]
     served_ok = clients.vllm_ready(
         cfg.base_url(state["port"]), state["served_model_id"], timeout=1.0
     ).ready
@@ -853,6 +1018,10 @@ DEAD_START_GRACE_S = 10.0
 
 
 def _reconcile_live(live: Activation, cfg: VllmConfig, path) -> list[str]:
+    if live.launched_elsewhere:
+        # Never touch another machine's activation or the state file from here: its
+        # own host reconciles it (activate/stop jobs, the reconcile schedule).
+        return [remote_check(live)[1]]
     age = (timezone.now() - live.last_updated).total_seconds()
     alive = _process_alive(live, cfg) if live.pid else False
     if live.state == ActivationState.RUNNING:
@@ -953,6 +1122,8 @@ def _adopt(
                 command=cmd,
                 host=cfg.host,
                 port=state["port"],
+                host_name=this_host(),
+                base_url=advertised_url(cfg, state["port"]),
                 pid=state["pid"],
                 pgid=ident.pgid if ident else None,
                 create_time=ident.create_time if ident else None,
@@ -1015,6 +1186,8 @@ class SlotStatus:
     job: Job | None = None
     terminal: bool = True
     extra: dict = field(default_factory=dict)
+    # The machine running a local-mode server launched elsewhere ("" = this one).
+    elsewhere: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -1071,6 +1244,7 @@ def status() -> SlotStatus:
             activation=live,
             job=pending,
             terminal=live.state == ActivationState.RUNNING and pending is None,
+            elsewhere=live.host_name if live.launched_elsewhere else "",
         )
     if pending is not None:
         label = "Activating…" if pending.kind == "activate" else "Stopping…"

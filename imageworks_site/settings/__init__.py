@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -256,8 +257,10 @@ Q_CLUSTER = {
     "poll": 0.5,
     "ack_failures": True,
     "label": "Task queue",
-    # Lets `Q_CLUSTER_NAME=<name> manage.py qcluster` start a named cluster (django-q2
-    # pops this key and crashes when it is missing); see docs/deploy.md.
+    # `Q_CLUSTER_NAME=<name> manage.py qcluster` starts a worker for the queue <name>
+    # (django-q2 pops this key and crashes when it is missing). A named queue needs no
+    # entry here: every option above applies to it, and per-process environment
+    # (IMAGEWORKS_Q_WORKERS...) covers the rest; see docs/deploy.md.
     "ALT_CLUSTERS": {},
 }
 if REDIS_URL:
@@ -293,6 +296,13 @@ IMAGEWORKS_HASH_WORKERS = env_int(
 )
 
 # vLLM activation
+# The django-q2 queue (cluster name) whose worker runs on the GPU host: activate/stop
+# jobs and the vLLM reconcile schedule go there; every other job stays on the site
+# queue. Empty = one queue for everything (docs/deploy.md, "Per-host queues").
+IMAGEWORKS_VLLM_QUEUE = env("IMAGEWORKS_VLLM_QUEUE", "") or ""
+# This machine's name, recorded on every activation it launches: pids are only judged
+# on the machine that owns them. Other hosts must resolve it when vLLM binds 0.0.0.0.
+IMAGEWORKS_HOST_NAME = env("IMAGEWORKS_HOST_NAME", socket.gethostname()) or "localhost"
 IMAGEWORKS_VLLM_LAUNCHER = env(
     "IMAGEWORKS_VLLM_LAUNCHER",
     f"{sys.executable} -m vllm.entrypoints.openai.api_server",

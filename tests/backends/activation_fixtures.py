@@ -36,7 +36,7 @@ def make_entry(
         name=name,
         backend=backend,
         backend_config=bc,
-        merged=merged,
+        curated_raw=merged,
         provenance="curated",
         fingerprint=hashlib.sha256(name.encode()).hexdigest(),
     )

@@ -37,7 +37,7 @@ def setup(count: int, weights: Path) -> None:
             name=name,
             backend="vllm",
             backend_config=bc,
-            merged={"name": name, "backend": "vllm", "backend_config": bc},
+            curated_raw={"name": name, "backend": "vllm", "backend_config": bc},
             provenance="curated",
             fingerprint=hashlib.sha256(name.encode()).hexdigest(),
         )

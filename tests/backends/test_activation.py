@@ -127,7 +127,7 @@ class ActivateStopTests(FakeVllmMixin, TransactionTestCase):
     def test_switch_models_validates_b_before_stopping_a(self):
         a = service.activate(make_entry("a", self.weights), ACTOR)
         broken = make_entry("broken", self.weights)
-        broken.merged["backend_config"]["model_path"] = str(self.tmp / "missing")
+        broken.curated_raw["backend_config"]["model_path"] = str(self.tmp / "missing")
         broken.save()
         with self.assertRaises(service.ActivationRefused) as info:
             service.activate(broken, ACTOR)

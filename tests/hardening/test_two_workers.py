@@ -63,7 +63,7 @@ for i in range({n}):
     bc = {{"model_path": str(path), "extra_args": []}}
     ModelEntry.objects.create(
         name=name, backend="vllm", backend_config=bc,
-        merged={{"name": name, "backend": "vllm", "backend_config": bc}},
+        curated_raw={{"name": name, "backend": "vllm", "backend_config": bc}},
         provenance="curated", fingerprint=hashlib.sha256(name.encode()).hexdigest(),
     )
 print("ok")

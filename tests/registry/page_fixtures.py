@@ -94,7 +94,7 @@ def bulk_entries(count: int, prefix: str = "bulk") -> None:
                 search_text=f"{prefix}-model-{i:05d}\nbulk model {i}",
                 provenance="curated",
                 in_curated=True,
-                merged={"name": f"{prefix}-model-{i:05d}"},
+                curated_raw={"name": f"{prefix}-model-{i:05d}"},
                 aggregate_sha256=hashlib.sha256(str(i).encode()).hexdigest(),
                 locked=i % 5 == 0,
                 installed=(True, False, None)[i % 3],

@@ -123,7 +123,7 @@ class DrawerTests(PermissionMatrixMixin, TestCase):
             "display_name": "curated",
             "download_path": "discovered",
         }
-        cls.qwen.merged = {
+        cls.qwen.curated_raw = {
             "name": cls.qwen.name,
             "display_name": cls.qwen.display_name,
             "download_path": "/models/qwen",

@@ -4,12 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from backends.health_tasks import ensure_schedules
+from backends.tasks import ensure_reconcile_schedule
 
 
 class Command(BaseCommand):
     help = (
         "Create or update the scheduled backend health checks "
-        "(interval: IMAGEWORKS_HEALTH_INTERVAL seconds). Safe to run repeatedly."
+        "(interval: IMAGEWORKS_HEALTH_INTERVAL seconds) and, with "
+        "IMAGEWORKS_VLLM_QUEUE set, the vLLM reconcile on the GPU host's queue. "
+        "Safe to run repeatedly."
     )
 
     def add_arguments(self, parser):
@@ -26,3 +29,9 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Health checks scheduled every ~{max(30, interval)} s.")
         )
+        reconcile = ensure_reconcile_schedule()
+        if reconcile is not None:
+            self.stdout.write(
+                f"{reconcile.name}: every {reconcile.minutes} min on queue "
+                f"{reconcile.cluster} (the GPU host's worker)"
+            )
