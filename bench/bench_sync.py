@@ -3,16 +3,17 @@
 Usage::
 
     .venv/bin/python bench/bench_sync.py [--entries 10000] [--keep]
-        [--profile cold|forced|changed|edit|edit-full] [--database-url URL]
+        [--profile cold|forced|changed|edit|edit-catch-up|edit-full] [--database-url URL]
 
 Builds both layers with N entries each (copies of the real fixture entries with
 varied names, hashes, sizes and metadata; the sample registry's shapes when the
 shared fixtures are missing) in a temp dir, migrates a temp SQLite DB and prints:
 cold sync, no-change re-sync, forced re-sync (files re-read, nothing changed),
-one-entry-changed re-sync, one ``change_entry`` edit (fast splice path, then the
-full path), the history stored for the
-one-entry change, peak memory, and the plain-stdlib baseline (json.load both
-layers + the merge), all in the same run.
+one-entry-changed re-sync, one ``change_entry`` edit (splice path; after an outside
+change: catch-up sync + splice; with a stale snapshot: the full path), the history
+stored for the one-entry change, peak memory, and the plain-stdlib baseline
+(json.load both layers + the merge), all in the same run. ``--database-url`` runs
+the same steps against PostgreSQL.
 """
 
 from __future__ import annotations
@@ -137,7 +138,33 @@ def baseline(folder: Path) -> float:
     return elapsed
 
 
-PROFILE_STEPS = ("cold", "forced", "changed", "edit", "edit-full")
+PROFILE_STEPS = ("cold", "forced", "changed", "edit", "edit-catch-up", "edit-full")
+
+
+def items_of(reg: Path) -> list:
+    from registry import layers
+
+    return json.loads((reg / layers.DISCOVERED_FILE).read_text())
+
+
+def outside_change(reg: Path, index: int, port: int) -> list:
+    """What a download tool does: rewrite the discovered layer with one entry changed,
+    then, like the original, the merged snapshot. Returns the discovered items."""
+    from registry import layers
+
+    path = reg / layers.DISCOVERED_FILE
+    items = json.loads(path.read_text())
+    target = items[index]
+    target["backend_config"]["port"] = port
+    target.setdefault("metadata", {})["notes"] = f"changed by the bench ({port})"
+    path.write_text(json.dumps(items, indent=2) + "\n")
+    snap_path = reg / layers.SNAPSHOT_FILE
+    snap_items = json.loads(snap_path.read_text())
+    cur_items = json.loads((reg / layers.CURATED_FILE).read_text())
+    cur_target = next((e for e in cur_items if e["name"] == target["name"]), None)
+    snap_items[index] = layers.merge_entry_dicts(target, cur_target or {})
+    snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
+    return items
 
 
 def rss_mb() -> float:
@@ -248,20 +275,8 @@ def main() -> int:
     tracemalloc.stop()
 
     # One entry changed by an outside tool (the whole file rewritten, as tools do).
-    path = reg / layers.DISCOVERED_FILE
-    items = json.loads(path.read_text())
+    items = outside_change(reg, len(items_of(reg)) // 2, 31337)
     target = items[len(items) // 2]
-    target["backend_config"]["port"] = 31337
-    target.setdefault("metadata", {})["notes"] = "changed by the bench"
-    path.write_text(json.dumps(items, indent=2) + "\n")
-    # ...and, like the original, the merged snapshot after it.
-    snap_path = reg / layers.SNAPSHOT_FILE
-    snap_items = json.loads(snap_path.read_text())
-    cur_items = json.loads((reg / layers.CURATED_FILE).read_text())
-    cur_target = next(e for e in cur_items if e["name"] == target["name"])
-    snap_items[len(items) // 2] = layers.merge_entry_dicts(target, cur_target)
-    snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
-    del snap_items, cur_items
     history_before = EntryChange.objects.count()
     res, _ = timed(
         "one-entry-changed re-sync", lambda: sync_registry(actor), step="changed"
@@ -292,22 +307,39 @@ def main() -> int:
     )
     assert res_edit.changed
 
-    # The same edit when the mirror cannot vouch for the files (here: the snapshot is
-    # stale, an outside tool rewrote only a layer): the full path, re-reading,
-    # re-writing the snapshot whole and re-syncing everything.
-    other = items[20]["name"]
-    other_fp = ModelEntry.objects.get(name=other).fingerprint
-    os.utime(snap_path)  # any signature change sends the next write the full way
-    res_full, _ = timed(
-        "one change_entry edit, full path (mirror not trusted)",
-        lambda: change_entry(
+    def edit_other(index: int, label: str):
+        other = items[index]["name"]
+        other_fp = ModelEntry.objects.get(name=other).fingerprint
+        return lambda: change_entry(
             actor,
             Action.EDIT,
             other,
             layers.CURATED,
-            lambda raw: {**raw, "display_name": "edited by the bench (full)"},
+            lambda raw: {**raw, "display_name": f"edited by the bench ({label})"},
             expected_fingerprint=other_fp,
-        ),
+        )
+
+    # The same edit just after a download tool rewrote the discovered layer and the
+    # snapshot: the edit first catches up (a sync), then splices.
+    outside_change(reg, 30, 31338)
+    res_catch, _ = timed(
+        "one change_entry edit after an outside change (catch-up sync + splice)",
+        edit_other(20, "catch-up"),
+        step="edit-catch-up",
+    )
+    assert res_catch.changed
+
+    # When the snapshot does not equal the merge of the layers (another tool left it
+    # stale), nothing may be spliced into it: the full path re-writes the layer and
+    # the snapshot whole and re-syncs everything.
+    snap_path = reg / layers.SNAPSHOT_FILE
+    snap_items = json.loads(snap_path.read_text())
+    snap_items[40]["display_name"] = "stale snapshot copy"
+    snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
+    del snap_items
+    res_full, _ = timed(
+        "one change_entry edit, full path (stale snapshot)",
+        edit_other(50, "full"),
         step="edit-full",
     )
     assert res_full.changed

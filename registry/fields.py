@@ -39,5 +39,12 @@ class OrderedJSONField(models.TextField):
         except TypeError:  # integers beyond 64 bits, lone surrogates, ...
             return json.dumps(value, ensure_ascii=True, allow_nan=False)
 
+    def get_placeholder(self, value, compiler, connection):
+        """Plain ``%s``. Defining this keeps PostgreSQL bulk inserts on ``VALUES``
+        lists: Django 5.2's ``UNNEST`` path sends each column as one array, and
+        psycopg escapes array items in Python, which made inserting 10,000 entries'
+        JSON take about 20 s instead of about 3 (``bench/bench_sync.py``)."""
+        return "%s"
+
     def value_to_string(self, obj):
         return self.get_prep_value(self.value_from_object(obj))

@@ -91,16 +91,22 @@ def current_layers(name: str) -> layers.MergedEntry | None:
 
 
 def _starting_point(
-    name: str, fresh_files: bool, expected: str | None
+    name: str, fresh_files: bool, expected: str | None, actor: Actor
 ) -> layers.MergedEntry | None:
     """The version a change starts from: the mirror row when the files look unchanged
     since the last sync (saves a full read of a big registry), else the files.
+
+    When another tool changed the files since the last sync, sync first (an implicit
+    sync with its own history): the mirror then describes the files again, and the
+    write can take the splice path instead of rewriting whole files.
 
     Safe either way: the row is used only when its fingerprint is the one the write
     will be checked against (the caller's, or its own), so content derived from a
     stale row can never be written: ``write_layer_entries`` compares that fingerprint
     with the files under the registry lock, and a mismatch retries from the files.
     """
+    if fresh_files and not files_unchanged():
+        sync_registry(actor, explicit=False)
     if fresh_files and files_unchanged():
         row = ModelEntry.objects.filter(name=name).first()
         if row is None or (expected is not None and row.fingerprint != expected):
@@ -147,7 +153,10 @@ def change_entry(
         attempt = 0
         while True:
             current = _starting_point(
-                name, fresh_files=attempt == 0, expected=expected_fingerprint
+                name,
+                fresh_files=attempt == 0,
+                expected=expected_fingerprint,
+                actor=actor,
             )
             if current is None and require_exists:
                 raise EntryNotFound(name)
@@ -200,13 +209,22 @@ def _write_and_sync(
 
     Fast path (the usual edit of a big registry): under the registry lock, when the
     mirror still describes the files byte for byte, splice the entry into the layer and
-    the snapshot and update that one row. Otherwise the full path: rewrite the layer,
+    the snapshot and update that one row. When another tool changed the files since
+    the last sync, sync first (the caller's fingerprint is then checked against the
+    new content) and splice after. Otherwise the full path: rewrite the layer,
     re-materialize the snapshot, then ``sync_registry``.
     """
     folder = registry_dir()
     keep = settings.IMAGEWORKS_BACKUPS_KEEP
     with layers.registry_lock(folder):
         state = mirror_state(name)
+        if state is None and not files_unchanged():
+            # Catch up with the outside change (its own implicit sync audit row and
+            # history), so that this edit can still take the splice path: a re-sync
+            # costs a read of the files, the full path two whole-file rewrites more.
+            caught_up = sync_registry(actor, explicit=False)
+            if caught_up.ok:
+                state = mirror_state(name)
         if state is not None:
             spliced = layers.splice_entry_write(
                 folder,

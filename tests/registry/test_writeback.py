@@ -273,7 +273,13 @@ class ConflictTests(WritebackTestBase):
         self.assertIn("display_name", str(ctx.exception))
         curated = json.loads((self.dir / layers.CURATED_FILE).read_text())
         self.assertEqual(curated[0]["display_name"], "outside")
-        self.assertEqual(ActionLog.objects.first().outcome, Outcome.FAILED)
+        self.assertEqual(
+            ActionLog.objects.get(action=Action.EDIT).outcome, Outcome.FAILED
+        )
+        # The write caught up with the outside change first, as its own sync row.
+        sync_row = ActionLog.objects.filter(action=Action.SYNC).first()
+        self.assertIn("1 changed", sync_row.message)
+        self.assertEqual(ModelEntry.objects.get(name="alpha").display_name, "outside")
 
     def test_stale_fingerprint_after_sync_is_a_conflict(self):
         self.small_registry()
@@ -474,6 +480,46 @@ class SpliceFastPathTests(WritebackTestBase):
         from registry.sync import mirror_state
 
         self.assertIsNotNone(mirror_state("m2"))
+
+    def test_edit_after_an_outside_rewrite_catches_up_then_splices(self):
+        """A download tool rewrote the discovered layer (and the snapshot) since the
+        last sync: the edit first records that change as a sync of its own, then
+        splices; no whole-file rewrite, and nothing of either change is lost."""
+        from unittest import mock
+
+        self.registry()
+        registry = layers.load_registry(self.dir)
+        discovered = [
+            {**item, "download_size_bytes": 4242} if item["name"] == "m3" else item
+            for item in registry.discovered.items
+        ]
+        layers.atomic_write(
+            self.dir / layers.DISCOVERED_FILE, layers.dumps(discovered), keep_backups=0
+        )
+        registry = layers.load_registry(self.dir)
+        layers.atomic_write(
+            self.dir / layers.SNAPSHOT_FILE,
+            layers.dumps(layers.export_merged(registry)),
+            keep_backups=0,
+        )
+        row = ModelEntry.objects.get(name="m2")
+        with mock.patch.object(
+            layers, "write_layer_entries", side_effect=AssertionError("full path")
+        ):
+            res = self.set_display("m2", "Edited", expected_fingerprint=row.fingerprint)
+        self.assertEqual(res.sync.changed, ["m2"])
+        caught_up = ActionLog.objects.filter(action=Action.SYNC).first()
+        self.assertIn("1 changed", caught_up.message)
+        self.assertEqual(EntryChange.objects.get(action=caught_up).entry_name, "m3")
+        self.assertEqual(ModelEntry.objects.get(name="m3").download_size_bytes, 4242)
+        self.assertEqual(ModelEntry.objects.get(name="m2").display_name, "Edited")
+        registry = layers.load_registry(self.dir)
+        self.assertEqual(registry.entries["m3"].merged["download_size_bytes"], 4242)
+        self.assertEqual(registry.entries["m2"].merged["display_name"], "Edited")
+        self.assertEqual(
+            (self.dir / layers.SNAPSHOT_FILE).read_bytes(),
+            layers.dumps(layers.export_merged(registry)),
+        )
 
     def test_outside_edit_same_size_is_a_conflict_not_a_lost_update(self):
         self.registry()
