@@ -163,6 +163,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--profile",
+        metavar="TEXT",
+        help="cProfile 5 requests of the first case whose label contains TEXT",
+    )
     args = parser.parse_args()
 
     settings.DEBUG = False
@@ -201,6 +206,20 @@ def main() -> None:
             {},
         ),
     ]
+    if args.profile:
+        import cProfile
+        import pstats
+
+        label, url, headers = next(c for c in cases if args.profile in c[0])
+        client.get(url, **headers)
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(5):
+            client.get(url, **headers)
+        prof.disable()
+        print(f"profile of 5 x {label}")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        return
     print(f"{'case':45} {'median ms':>10} {'p95 ms':>9} {'queries':>8} {'bytes':>9}")
     for label, url, headers in cases:
         median, p95, queries, size = measure(client, url, args.runs, **headers)
