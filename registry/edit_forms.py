@@ -11,7 +11,7 @@ import json
 
 from django import forms
 
-from . import normalize
+from . import layers, normalize
 from .choices import BACKEND_CHOICES
 from .editing import (
     CAPABILITY_FLAGS,
@@ -208,6 +208,10 @@ class ModelEntryEditForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError(
                 "Invalid JSON: metadata must be a JSON object {…}."
+            )
+        if layers.contains_nul(value):
+            raise forms.ValidationError(
+                "Invalid JSON: a NUL character (\\u0000) cannot be stored."
             )
         return value
 

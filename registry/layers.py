@@ -497,8 +497,28 @@ def _dig(item: dict, path: tuple[str, ...]) -> Any:
     return value
 
 
+NUL_REASON = (
+    "contains a NUL character (\\u0000), which the database cannot store "
+    "(PostgreSQL text and JSON refuse it)"
+)
+
+
+def contains_nul(value: Any) -> bool:
+    """True when a NUL character is in any string or key of parsed JSON *value*."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(
+            (isinstance(key, str) and "\x00" in key) or contains_nul(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
 def _collect_entries(
-    file_name: str, layer_name: str, items: list[Any]
+    file_name: str, layer_name: str, items: list[Any], check_nul: bool = True
 ) -> tuple[dict[str, dict], list[EntryProblem]]:
     """Valid entries by stripped name (file order) and the problems found.
 
@@ -511,6 +531,8 @@ def _collect_entries(
     problems: list[EntryProblem] = []
 
     def report(index: int, name: str | None, reason: str, skipped: bool = True) -> None:
+        if name and "\x00" in name:
+            name = name.replace("\x00", "\\u0000")  # storable, and still readable
         problems.append(EntryProblem(file_name, index, name, reason, skipped))
 
     for index, item in enumerate(items):
@@ -520,6 +542,9 @@ def _collect_entries(
             report(index, raw_name if isinstance(raw_name, str) else None, reason)
             continue
         name = item["name"].strip()
+        if check_nul and contains_nul(item):
+            report(index, name, NUL_REASON)
+            continue
         fatal, warnings = _entry_issues(item)
         if fatal:
             report(index, name, "; ".join(fatal))
@@ -568,7 +593,11 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
     except OSError as exc:
         raise LayerParseError(path, f"cannot read the file ({exc.strerror})") from None
     items = _parse_json_list(path, data)
-    entries, problems = _collect_entries(path.name, name, items)
+    # A NUL can only be written escaped in valid JSON: scan the entries for one only
+    # when the escape appears somewhere in the file (one fast search).
+    entries, problems = _collect_entries(
+        path.name, name, items, check_nul=b"\\u0000" in data
+    )
     return Layer(
         name=name,
         path=path,
@@ -1103,6 +1132,8 @@ def _validate_updates(updates: Mapping[str, dict | None]) -> None:
         raw_name = raw.get("name")
         if not isinstance(raw_name, str) or raw_name.strip() != name:
             raise ValueError(f"Update for {name!r} has name {raw_name!r}")
+        if contains_nul(raw):
+            raise ValueError(f"Update for {name!r} {NUL_REASON}")
 
 
 def _like(old: Any, new: Any) -> Any:

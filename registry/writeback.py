@@ -96,9 +96,10 @@ def _starting_point(
     """The version a change starts from: the mirror row when the files look unchanged
     since the last sync (saves a full read of a big registry), else the files.
 
-    When another tool changed the files since the last sync, sync first (an implicit
-    sync with its own history): the mirror then describes the files again, and the
-    write can take the splice path instead of rewriting whole files.
+    When another tool changed the files since the last sync, sync first, under the
+    write lock (an implicit sync with its own history): the mirror then describes the
+    files again, and the write can take the splice path instead of rewriting whole
+    files.
 
     Safe either way: the row is used only when its fingerprint is the one the write
     will be checked against (the caller's, or its own), so content derived from a
@@ -106,7 +107,12 @@ def _starting_point(
     with the files under the registry lock, and a mismatch retries from the files.
     """
     if fresh_files and not files_unchanged():
-        sync_registry(actor, explicit=False)
+        # Under the write lock: a site writer between its file write and its mirror
+        # update holds the lock, so what is left to catch up with is a real outside
+        # change, never another writer's half-recorded one.
+        with layers.registry_lock(registry_dir()):
+            if not files_unchanged():
+                sync_registry(actor, explicit=False)
     if fresh_files and files_unchanged():
         row = ModelEntry.objects.filter(name=name).first()
         if row is None or (expected is not None and row.fingerprint != expected):

@@ -112,6 +112,9 @@ class ValidationTests(EditTestCase):
         self.assertFieldError(form, "metadata", "Invalid JSON")
         form = bound_form(self.entry(), metadata="[1, 2]")
         self.assertFieldError(form, "metadata", "Invalid JSON")
+        # Would be written, then skipped by every sync (PostgreSQL cannot store it).
+        form = bound_form(self.entry(), metadata='{"notes": "a\\u0000b"}')
+        self.assertFieldError(form, "metadata", "NUL character")
 
     def test_unknown_backend(self):
         self.assertFieldError(

@@ -21,24 +21,26 @@ from tests.registry.test_layers import sample_entry
 
 FILES = (layers.CURATED_FILE, layers.DISCOVERED_FILE, layers.SNAPSHOT_FILE)
 
+# Any character but NUL: writes refuse it (the database cannot store one).
+_CHARS = st.characters(exclude_characters="\x00")
 json_leaf = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(10**12), 10**12),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=12),
+    st.text(_CHARS, max_size=12),
 )
 json_value = st.recursive(
     json_leaf,
     lambda inner: st.one_of(
         st.lists(inner, max_size=3),
-        st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        st.dictionaries(st.text(_CHARS, max_size=6), inner, max_size=3),
     ),
     max_leaves=8,
 )
 # Keys whose values the reader validates: keep the edited entry clean so the splice
 # applies (unclean entries take the full path, covered elsewhere).
-_SAFE_KEYS = st.text(max_size=10).filter(
+_SAFE_KEYS = st.text(_CHARS, max_size=10).filter(
     lambda k: (
         k not in {"name", *layers._REQUIRED_DICTS, "capabilities", "backend"}
         and k not in {"roles", "model_aliases", "deprecated"}

@@ -235,6 +235,30 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
         with self.assertNumQueries(1):
             self.assertTrue(self.sync(explicit=False).no_change)
 
+    def test_entries_with_a_nul_character_are_reported_not_stored(self):
+        """PostgreSQL text and jsonb refuse NUL: such entries are skipped with a reason
+        (found by the sync fuzz test on PostgreSQL), and the rest syncs."""
+        self.write(
+            layers.DISCOVERED_FILE,
+            [
+                _entry("\x00bad", backend=[]),
+                _entry("gamma", display_name="G\x00", metadata={"k\x00": 1}),
+                _entry("beta", backend="ollama"),
+            ],
+        )
+        result = self.sync()
+        self.assertTrue(result.ok, result.summary())
+        self.assertEqual(
+            sorted(ModelEntry.objects.values_list("name", flat=True)),
+            ["alpha", "beta"],
+        )
+        reasons = {p["name"]: p["reason"] for p in result.problems}
+        self.assertEqual(set(reasons), {"\\u0000bad", "gamma"})
+        for reason in reasons.values():
+            self.assertIn("NUL character", reason)
+        stored = LayerFile.objects.get(layer=layers.DISCOVERED).problems
+        self.assertEqual({p["name"] for p in stored}, {"\\u0000bad", "gamma"})
+
     def test_explicit_no_change_sync_writes_one_audit_row(self):
         self.sync()
         before = ActionLog.objects.count()
