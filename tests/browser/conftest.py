@@ -55,7 +55,10 @@ def chromium():
 
 
 @pytest.fixture
-def page(chromium):
+def page(chromium, live_server, transactional_db):
+    # Depends on the server and the database so that it closes first: a page left
+    # open keeps polling (htmx) while the test database is flushed, and SQLite then
+    # reports "database table is locked" in the teardown.
     context = chromium.new_context(
         viewport={"width": 1280, "height": 800}, accept_downloads=True
     )
