@@ -26,3 +26,13 @@ IMAGEWORKS_VLLM_START_TIMEOUT = 20.0
 IMAGEWORKS_VLLM_STOP_GRACE = 3.0
 IMAGEWORKS_HEALTH_TIMEOUT = 1.0
 IMAGEWORKS_OLLAMA_URL = ""
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not Django's in-memory test database: with memory, the live server's
+    # request threads and the threaded tests all share the test thread's ONE
+    # connection, and concurrent requests (the health cards load in parallel) corrupt
+    # its savepoints ("no such savepoint", then every later test on that worker
+    # fails). With a file each thread has its own connection: WAL, IMMEDIATE
+    # transactions and a busy timeout, as in production. pytest-xdist gives each
+    # worker its own file (name suffix).
+    DATABASES["default"]["TEST"] = {"NAME": str(_tmp / "test.sqlite3")}  # noqa: F405
