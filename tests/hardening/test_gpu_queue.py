@@ -28,13 +28,12 @@ import pytest
 
 from tests.hardening.test_two_workers import (
     LIVE,
-    PG_URL,
     REDIS_URL,
     REPO,
+    SETUP,
     Monitor,
     _manage,
-    _services_up,
-    _stop_group,
+    qcluster_site,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -53,25 +52,6 @@ def tagged_verify_job(job):
     (tag_dir / f"{job.pk}.{os.environ['IMAGEWORKS_HOST_NAME']}").touch()
     return verify_job(job)
 
-
-SETUP = """
-import hashlib
-from pathlib import Path
-from registry.models import ModelEntry
-weights = Path({weights!r})
-for i in range({n}):
-    name = f"gpu-queue-model-{{i}}"
-    path = weights / name
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text("{{}}")
-    bc = {{"model_path": str(path), "extra_args": []}}
-    ModelEntry.objects.create(
-        name=name, backend="vllm", backend_config=bc,
-        curated_raw={{"name": name, "backend": "vllm", "backend_config": bc}},
-        provenance="curated", fingerprint=hashlib.sha256(name.encode()).hexdigest(),
-    )
-print("ok")
-"""
 
 # What the Activate button and the drawer's Verify do, from a web process.
 ENQUEUE = """
@@ -98,78 +78,23 @@ print("ok")
 @pytest.fixture
 def site(tmp_path):
     """A migrated PostgreSQL database, a site queue and a GPU queue of our own."""
-    reason = _services_up()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-    import redis
-
-    from tests.backends.vllm_helpers import FAKE_ENV, FAKE_LAUNCHER, free_port
-
     tag = uuid.uuid4().hex[:8]
-    db_name = f"imageworks_gpu_queue_{os.getpid()}_{tag}"
     names = {
         "site": f"iw-gpu-site-{tag}",  # Q_CLUSTER["name"]: the site queue and salt
         "queue": f"gpu-b-{tag}",  # IMAGEWORKS_VLLM_QUEUE / Q_CLUSTER_NAME
         "site_host": f"site-a-{tag}",
         "gpu_host": f"gpu-b-host-{tag}",
     }
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("IMAGEWORKS_", "DATABASE_URL", "DJANGO_", "Q_CLUSTER"))
-    }
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "imageworks_site.settings",
-            "SECRET_KEY": "gpu-queue-test",
-            "DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + db_name,
-            "IMAGEWORKS_REDIS_URL": REDIS_URL,
-            "IMAGEWORKS_Q_CLUSTER_NAME": names["site"],
-            "IMAGEWORKS_Q_WORKERS": "2",
-            "IMAGEWORKS_VLLM_QUEUE": names["queue"],
-            "IMAGEWORKS_HOST_NAME": names["site_host"],
-            "IMAGEWORKS_VAR_DIR": str(tmp_path / "var"),
-            "IMAGEWORKS_REGISTRY_DIR": str(tmp_path / "configs"),
-            "IMAGEWORKS_STAGING_DIR": str(tmp_path / "_staging"),
-            "IMAGEWORKS_LOG_DIR": str(tmp_path / "logs"),
-            "IMAGEWORKS_VLLM_LAUNCHER": FAKE_LAUNCHER,
-            "IMAGEWORKS_VLLM_PORT": str(free_port()),
-            "IMAGEWORKS_VLLM_START_TIMEOUT": "30",
-            "IMAGEWORKS_VLLM_STOP_GRACE": "3",
-            "IMAGEWORKS_VLLM_ENV_ALLOWLIST": ",".join(["PATH", *FAKE_ENV]),
-            "IMAGEWORKS_OLLAMA_URL": f"http://127.0.0.1:{free_port()}",
-            "FAKE_VLLM_READY_DELAY": "0.5",
-            "GPU_QUEUE_TAG_DIR": str(tmp_path / "tags"),
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    (tmp_path / "tags").mkdir()
-    procs: list[subprocess.Popen] = []
-    try:
-        yield {
-            "env": env,
-            "tmp": tmp_path,
-            "dsn": env["DATABASE_URL"],
-            "procs": procs,
-            **names,
-        }
-    finally:
-        from tests.backends.vllm_helpers import kill_fakes
-
-        for proc in procs:
-            _stop_group(proc)
-        kill_fakes()
-        r = redis.Redis.from_url(REDIS_URL)
-        for name in (names["site"], names["queue"]):
-            keys = list(r.scan_iter(f"django_q:{name}:*"))
-            if keys:
-                r.delete(*keys)
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+    with qcluster_site(
+        tmp_path,
+        "gpu_queue",
+        (names["site"], names["queue"]),
+        IMAGEWORKS_Q_WORKERS="2",
+        IMAGEWORKS_VLLM_QUEUE=names["queue"],
+        IMAGEWORKS_HOST_NAME=names["site_host"],
+        GPU_QUEUE_TAG_DIR=str(tmp_path / "tags"),
+    ) as deployed:
+        yield {**deployed, **names}
 
 
 def _start(site, label: str, **extra: str) -> None:
@@ -200,7 +125,12 @@ def test_activation_jobs_run_only_on_the_gpu_hosts_queue(site):
 
     env, tmp = site["env"], site["tmp"]
     _manage(env, "migrate", "-v0", timeout=180)
-    _manage(env, "shell", "-c", SETUP.format(weights=str(tmp / "weights"), n=JOBS))
+    _manage(
+        env,
+        "shell",
+        "-c",
+        SETUP.format(weights=str(tmp / "weights"), n=JOBS, prefix="gpu-queue-model"),
+    )
 
     _start(site, "site")
     _start(

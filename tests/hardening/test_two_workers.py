@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,7 +58,7 @@ from pathlib import Path
 from registry.models import ModelEntry
 weights = Path({weights!r})
 for i in range({n}):
-    name = f"two-workers-model-{{i}}"
+    name = f"{prefix}-{{i}}"
     path = weights / name
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text("{{}}")
@@ -127,9 +129,15 @@ def _stop_group(proc: subprocess.Popen) -> None:
         pass
 
 
-@pytest.fixture
-def deployment(tmp_path):
-    """A migrated PostgreSQL database + Redis queue of our own; torn down after."""
+@contextmanager
+def qcluster_site(
+    tmp_path: Path, label: str, queues: tuple[str, ...], **env_extra: str
+) -> Iterator[dict]:
+    """A site of our own for real ``qcluster`` processes: a migrated-later PostgreSQL
+    database, Redis queue keys named *queues* (the first is ``Q_CLUSTER["name"]``),
+    fake vLLM settings and a ``tags`` folder. Yields ``env``, ``tmp``, ``dsn`` and
+    ``procs`` (processes to stop); drops the database and the queue keys after.
+    Skips when PostgreSQL or Redis is not there."""
     reason = _services_up()
     if reason:
         pytest.skip(reason)
@@ -138,8 +146,7 @@ def deployment(tmp_path):
 
     from tests.backends.vllm_helpers import FAKE_ENV, FAKE_LAUNCHER, free_port
 
-    db_name = f"imageworks_two_workers_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    cluster = f"iw-two-workers-{uuid.uuid4().hex[:8]}"
+    db_name = f"imageworks_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db_name}"')
     env = {
@@ -150,10 +157,10 @@ def deployment(tmp_path):
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "imageworks_site.settings",
-            "SECRET_KEY": "two-workers-test",
+            "SECRET_KEY": f"{label}-test",
             "DATABASE_URL": PG_URL.rsplit("/", 1)[0] + "/" + db_name,
             "IMAGEWORKS_REDIS_URL": REDIS_URL,
-            "IMAGEWORKS_Q_CLUSTER_NAME": cluster,  # our own queue key in Redis
+            "IMAGEWORKS_Q_CLUSTER_NAME": queues[0],  # our own queue key in Redis
             "IMAGEWORKS_Q_WORKERS": "1",
             "IMAGEWORKS_VAR_DIR": str(tmp_path / "var"),
             "IMAGEWORKS_REGISTRY_DIR": str(tmp_path / "configs"),
@@ -166,21 +173,15 @@ def deployment(tmp_path):
             "IMAGEWORKS_VLLM_ENV_ALLOWLIST": ",".join(["PATH", *FAKE_ENV]),
             "IMAGEWORKS_OLLAMA_URL": f"http://127.0.0.1:{free_port()}",
             "FAKE_VLLM_READY_DELAY": "0.5",
-            "TWO_WORKERS_TAG_DIR": str(tmp_path / "tags"),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            **env_extra,
         }
     )
     (tmp_path / "tags").mkdir()
     procs: list[subprocess.Popen] = []
     try:
-        yield {
-            "env": env,
-            "tmp": tmp_path,
-            "dsn": env["DATABASE_URL"],
-            "cluster": cluster,
-            "procs": procs,
-        }
+        yield {"env": env, "tmp": tmp_path, "dsn": env["DATABASE_URL"], "procs": procs}
     finally:
         from tests.backends.vllm_helpers import kill_fakes
 
@@ -188,11 +189,25 @@ def deployment(tmp_path):
             _stop_group(proc)
         kill_fakes()
         r = redis.Redis.from_url(REDIS_URL)
-        keys = list(r.scan_iter(f"django_q:{cluster}:*"))
-        if keys:
-            r.delete(*keys)
+        for queue in queues:
+            keys = list(r.scan_iter(f"django_q:{queue}:*"))
+            if keys:
+                r.delete(*keys)
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """A migrated PostgreSQL database + Redis queue of our own; torn down after."""
+    cluster = f"iw-two-workers-{uuid.uuid4().hex[:8]}"
+    with qcluster_site(
+        tmp_path,
+        "two_workers",
+        (cluster,),
+        TWO_WORKERS_TAG_DIR=str(tmp_path / "tags"),
+    ) as site:
+        yield {**site, "cluster": cluster}
 
 
 class Monitor:
@@ -254,7 +269,12 @@ def test_two_qclusters_keep_one_activation_at_a_time(deployment):
 
     env, tmp = deployment["env"], deployment["tmp"]
     _manage(env, "migrate", "-v0", timeout=180)
-    _manage(env, "shell", "-c", SETUP.format(weights=str(tmp / "weights"), n=JOBS))
+    _manage(
+        env,
+        "shell",
+        "-c",
+        SETUP.format(weights=str(tmp / "weights"), n=JOBS, prefix="two-workers-model"),
+    )
 
     for worker in ("A", "B"):
         deployment["procs"].append(
