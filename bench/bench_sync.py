@@ -141,12 +141,6 @@ def baseline(folder: Path) -> float:
 PROFILE_STEPS = ("cold", "forced", "changed", "edit", "edit-catch-up", "edit-full")
 
 
-def items_of(reg: Path) -> list:
-    from registry import layers
-
-    return json.loads((reg / layers.DISCOVERED_FILE).read_text())
-
-
 def outside_change(reg: Path, index: int, port: int) -> list:
     """What a download tool does: rewrite the discovered layer with one entry changed,
     then, like the original, the merged snapshot. Returns the discovered items."""
@@ -275,8 +269,8 @@ def main() -> int:
     tracemalloc.stop()
 
     # One entry changed by an outside tool (the whole file rewritten, as tools do).
-    items = outside_change(reg, len(items_of(reg)) // 2, 31337)
-    target = items[len(items) // 2]
+    items = outside_change(reg, args.entries // 2, 31337)
+    target = items[args.entries // 2]
     history_before = EntryChange.objects.count()
     res, _ = timed(
         "one-entry-changed re-sync", lambda: sync_registry(actor), step="changed"

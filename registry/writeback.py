@@ -107,12 +107,8 @@ def _starting_point(
     with the files under the registry lock, and a mismatch retries from the files.
     """
     if fresh_files and not files_unchanged():
-        # Under the write lock: a site writer between its file write and its mirror
-        # update holds the lock, so what is left to catch up with is a real outside
-        # change, never another writer's half-recorded one.
         with layers.registry_lock(registry_dir()):
-            if not files_unchanged():
-                sync_registry(actor, explicit=False)
+            _catch_up(actor)
     if fresh_files and files_unchanged():
         row = ModelEntry.objects.filter(name=name).first()
         if row is None or (expected is not None and row.fingerprint != expected):
@@ -203,6 +199,19 @@ def change_entry(
     )
 
 
+def _catch_up(actor: Actor) -> bool:
+    """Sync when another tool changed the files since the last sync; True if it did.
+
+    Call it under the registry write lock: a site writer between its file write and
+    its mirror update holds the lock, so what is left is a real outside change, never
+    another writer's half-recorded one. The implicit sync has its own audit row and
+    history; after it the mirror describes the files again, so an edit can splice (a
+    re-sync reads the files; the full path rewrites two whole files on top)."""
+    if files_unchanged():
+        return False
+    return sync_registry(actor, explicit=False).ok
+
+
 def _write_and_sync(
     actor: Actor,
     name: str,
@@ -224,13 +233,8 @@ def _write_and_sync(
     keep = settings.IMAGEWORKS_BACKUPS_KEEP
     with layers.registry_lock(folder):
         state = mirror_state(name)
-        if state is None and not files_unchanged():
-            # Catch up with the outside change (its own implicit sync audit row and
-            # history), so that this edit can still take the splice path: a re-sync
-            # costs a read of the files, the full path two whole-file rewrites more.
-            caught_up = sync_registry(actor, explicit=False)
-            if caught_up.ok:
-                state = mirror_state(name)
+        if state is None and _catch_up(actor):
+            state = mirror_state(name)
         if state is not None:
             spliced = layers.splice_entry_write(
                 folder,
