@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_health.py [--servers 10] [--timeout 2.0] [--rounds 3]
 
-Uses the probe layer of ``backends.health.check_all`` (threads + cut-off), no database.
+Uses the probe layer of ``backends.health.checks.check_all`` (threads + cut-off), no database.
 """
 
 from __future__ import annotations

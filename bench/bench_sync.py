@@ -208,8 +208,8 @@ def main() -> int:
     from registry.audit import Actor
     from registry.choices import Action
     from registry.models import ActionLog, EntryChange, LayerFile, ModelEntry
-    from registry.sync import sync_registry
-    from registry.writeback import change_entry
+    from registry.services.sync import sync_registry
+    from registry.services.writeback import change_entry
 
     call_command("migrate", verbosity=0)
     for model in (EntryChange, ActionLog, ModelEntry, LayerFile):

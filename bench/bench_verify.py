@@ -1,4 +1,4 @@
-"""Verify service overhead: ``registry.verify.verify`` end to end vs bare ``hash_directory``.
+"""Verify service overhead: ``registry.services.verify.verify`` end to end vs bare ``hash_directory``.
 
 Uses the ~2 GiB folder that ``bench/bench_hashing.py`` builds (``var/bench-hashing/``;
 run that first, or pass ``--dir``). Everything else (database, registry files) lives
@@ -56,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         setup_django(tmp)
         from django.db import transaction
 
-        from registry import hashing, verify
+        from registry import hashing
         from registry.audit import Actor
         from registry.jobs import enqueue, run_job
         from registry.models import Job, ModelEntry
-        from registry.sync import sync_registry
+        from registry.services import verify
+        from registry.services.sync import sync_registry
 
         name = "bench-model_(BF16)"
         (tmp / "configs").mkdir()
@@ -88,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
             with transaction.atomic():
                 j = enqueue(
                     "verify",
-                    "registry.verify.verify_job",
+                    "registry.services.verify.verify_job",
                     actor=actor,
                     entry=ModelEntry.objects.get(name=name),
                 )
-            run_job(j.pk, "registry.verify.verify_job")  # what a qcluster worker runs
+            run_job(
+                j.pk, "registry.services.verify.verify_job"
+            )  # what a qcluster worker runs
             j = Job.objects.get(pk=j.pk)
             assert j.status == "succeeded", j.error
             return j.result["aggregate_sha256"]

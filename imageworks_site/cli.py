@@ -1,6 +1,6 @@
 """``imageworks-models``: the registry console's command line.
 
-Runs the same services as the site (``registry.sync``, ``registry.writeback``, ...)
+Runs the same services as the site (``registry.services.sync``, ``registry.services.writeback``, ...)
 with :meth:`registry.audit.Actor.cli` (the OS user) as the operator. Every command
 first syncs the database mirror with the JSON layer files (a cheap stat no-op when
 nothing changed), so the CLI never answers from a stale mirror.
@@ -27,10 +27,10 @@ from typing import Any
 
 #: Modules providing ``add_subcommands(subparsers)`` (guarded imports).
 PLUGINS = (
-    "registry.cli_verify",  # verify, lock, unlock
-    "registry.cli_import",  # import
+    "registry.cli.verify",  # verify, lock, unlock
+    "registry.cli.importing",  # import
     "backends.cli",  # activate-model, current-model
-    "backends.health_cli",  # show-backends
+    "backends.health.cli",  # show-backends
 )
 
 EXIT_OK = 0
@@ -68,7 +68,7 @@ def presync(*, strict: bool = True):
     With ``strict`` a registry that cannot be read is an error (the command must not
     answer from a stale mirror); otherwise a warning on stderr.
     """
-    from registry.sync import sync_registry
+    from registry.services.sync import sync_registry
 
     result = sync_registry(_actor(), explicit=False)
     if not result.ok:
@@ -195,7 +195,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from registry.sync import sync_registry
+    from registry.services.sync import sync_registry
 
     result = sync_registry(_actor(), force=args.force)
     if not result.ok:
@@ -226,7 +226,7 @@ def export_bytes() -> bytes:
     is a property of the files that the database does not keep.
     """
     from registry import layers
-    from registry.sync import registry_dir
+    from registry.services.sync import registry_dir
 
     registry = layers.load_registry(registry_dir())
     return (json.dumps(layers.export_merged(registry), indent=2) + "\n").encode()
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from registry.layers import RegistryError
 
     # sync logs a failed reload as a warning; the CLI prints the same error itself.
-    logging.getLogger("registry.sync").setLevel(logging.ERROR)
+    logging.getLogger("registry.services.sync").setLevel(logging.ERROR)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("registry.urls")),
     path("backends/", include("backends.urls")),
-    path("health/", include("backends.health_urls")),
+    path("health/", include("backends.health.urls")),
 ]
 
 handler403 = "imageworks_site.errors.permission_denied"

@@ -1,7 +1,7 @@
 """Database mirror of the JSON registry layers, plus what files cannot hold.
 
 The JSON layer files stay the source of truth for registry content. ``ModelEntry``
-rows are rebuilt from them by ``registry.sync``; ``EntryChange``, ``ActionLog`` and
+rows are rebuilt from them by ``registry.services.sync``; ``EntryChange``, ``ActionLog`` and
 ``Job`` are the site's own records (history, audit, background work).
 """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .audit import Actor
 from .choices import Source
-from .sync import files_unchanged, layer_bytes, sync_registry
+from .services.sync import files_unchanged, layer_bytes, sync_registry
 
 TASK = "registry.tasks.sync_registry_task"
 SCHEDULE_NAME = "registry-sync"
@@ -101,8 +101,8 @@ def request_sync(actor: Actor, *, force: bool = False, explicit: bool = True):
     """
     from django.conf import settings
 
-    from . import sync
     from .jobs import JobConflict, enqueue
+    from .services import sync
 
     if layer_bytes() <= settings.IMAGEWORKS_INLINE_SYNC_MAX_BYTES or (
         not force and files_unchanged()

@@ -1,6 +1,10 @@
 from django.urls import path
 
-from . import edit_views, import_views, job_views, verify_views, views
+from .views import edit as edit_views
+from .views import entries as views
+from .views import importing as import_views
+from .views import jobs as job_views
+from .views import verify as verify_views
 
 app_name = "registry"
 

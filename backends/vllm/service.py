@@ -171,9 +171,9 @@ class GateCheck:
 def lock_gate(entry: ModelEntry) -> GateCheck:
     """A locked entry whose files no longer match its hash cannot be activated."""
     try:
-        from registry.verify import lock_gate as _gate
+        from registry.services.verify import lock_gate as _gate
     except ImportError:
-        # TODO(lead): remove this fallback once registry.verify.lock_gate exists.
+        # TODO(lead): remove this fallback once registry.services.verify.lock_gate exists.
         return GateCheck(True)
     result = _gate(entry)
     return GateCheck(bool(result.ok), str(getattr(result, "reason", "") or ""))

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from registry.choices import JobStatus
 from registry.models import Job, ModelEntry
-from registry.verify import (
+from registry.services.verify import (
     NOT_APPLICABLE_MESSAGE,
     cli_command,
     lock_gate,

@@ -15,8 +15,10 @@ from unittest import mock
 
 from django.test import TestCase, override_settings
 
-from backends import health, health_cli, health_tasks
 from backends.choices import HealthStatus
+from backends.health import checks as health
+from backends.health import cli as health_cli
+from backends.health import tasks as health_tasks
 from backends.models import BackendEndpoint
 from registry.models import ModelEntry
 from tests.fakes.fake_ollama import FakeOllama

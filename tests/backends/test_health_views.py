@@ -8,7 +8,7 @@ from unittest import mock
 from django.test import TestCase, override_settings
 from django.urls import reverse
 
-from backends import health
+from backends.health import checks as health
 from backends.models import BackendEndpoint, HealthTransition
 from tests.base import PermissionMatrixMixin
 from tests.fakes.fake_ollama import FakeOllama

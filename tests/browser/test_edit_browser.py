@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from registry import layers
 from registry.audit import Actor
 from registry.sample import write_sample_registry
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 from tests.browser.conftest import login
 
 QWEN = "qwen2.5-vl-7b-instruct_(AWQ)"

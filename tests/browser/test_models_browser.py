@@ -122,7 +122,7 @@ def fake_sync(monkeypatch):
             summary=lambda: "Registry reloaded: 1 added, 0 changed, 0 removed.",
         )
 
-    monkeypatch.setattr("registry.sync.sync_registry", sync_registry)
+    monkeypatch.setattr("registry.services.sync.sync_registry", sync_registry)
     return calls
 
 

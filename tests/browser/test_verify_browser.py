@@ -19,7 +19,7 @@ from registry import hashing
 from registry.audit import Actor
 from registry.models import ActionLog, ModelEntry
 from registry.sample import write_sample_registry
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 from tests.browser.conftest import login
 
 FLORENCE = "florence-2-large_(FP16)"

@@ -42,7 +42,7 @@ def sync_sample(registry_dir: Path, models_dir: Path):
     """Write the sample registry (forced) and mirror it into the database."""
     from registry.audit import Actor
     from registry.sample import write_sample_registry
-    from registry.sync import sync_registry
+    from registry.services.sync import sync_registry
 
     write_sample_registry(registry_dir, models_dir, force=True)
     result = sync_registry(Actor.system("tests"), force=True)
@@ -52,7 +52,7 @@ def sync_sample(registry_dir: Path, models_dir: Path):
 
 def edit_post_data(entry) -> dict:
     """The edit form's POST data for ``entry`` as it stands (a no-change submit)."""
-    from registry.edit_forms import ModelEntryEditForm
+    from registry.forms.edit import ModelEntryEditForm
 
     form = ModelEntryEditForm(entry=entry)
     data: dict = {}

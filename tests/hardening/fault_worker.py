@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     actor = Actor.system("fault-worker")
     print("READY", flush=True)
     if command == "edit-loop":
-        from registry.writeback import change_entry
+        from registry.services.writeback import change_entry
 
         i = 0
         while True:
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
                 expected_fingerprint=None,
             )
     if command == "lock-loop":
-        from registry.verify import lock, unlock
+        from registry.services.verify import lock, unlock
 
         while True:
             lock(arg, actor, set_expected=True)
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> int:
         with transaction.atomic():
             job = enqueue(
                 "verify",
-                "registry.verify.verify_job",
+                "registry.services.verify.verify_job",
                 actor=actor,
                 entry=ModelEntry.objects.get(name=arg),
             )

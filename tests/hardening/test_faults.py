@@ -347,7 +347,7 @@ def synced(settings, tmp_path, db):
 def _edit(name: str, display: str, fingerprint=None):
     from registry.audit import Actor
     from registry.choices import Action
-    from registry.writeback import change_entry
+    from registry.services.writeback import change_entry
 
     return change_entry(
         Actor.system("tests"),
@@ -362,7 +362,7 @@ def _edit(name: str, display: str, fingerprint=None):
 def test_a_read_only_registry_gives_a_clear_error_and_loses_nothing(synced):
     from registry.audit import Actor
     from registry.models import ActionLog
-    from registry.sync import sync_registry
+    from registry.services.sync import sync_registry
 
     before = {p.name: p.read_bytes() for p in synced.glob("*.json")}
     mode = synced.stat().st_mode
@@ -395,7 +395,7 @@ def test_a_file_replaced_by_another_tool_mid_operation_is_not_lost(
     either refuse (conflict, nothing written) or re-read and merge; the other
     tool's change is never overwritten."""
     from registry.models import ModelEntry
-    from registry.writeback import EntryConflict
+    from registry.services.writeback import EntryConflict
 
     curated = synced / layers.CURATED_FILE
     entry = ModelEntry.objects.get(name=LOCKABLE)
@@ -438,7 +438,7 @@ def test_disk_full_is_a_clear_error_nothing_torn_and_the_next_sync_recovers(
 ):
     from registry.audit import Actor
     from registry.models import ActionLog, ModelEntry
-    from registry.sync import sync_registry
+    from registry.services.sync import sync_registry
 
     before = {p.name: p.read_bytes() for p in synced.glob("*.json")}
     real_fsync = os.fsync

@@ -20,9 +20,9 @@ from hypothesis.extra.django import TestCase
 
 from registry import layers
 from registry.audit import Actor
-from registry.edit_forms import ModelEntryEditForm
+from registry.forms.edit import ModelEntryEditForm
 from registry.models import ModelEntry
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 from tests.base import PersonaMixin
 from tests.hardening.common import edit_post_data, sync_sample
 

@@ -46,7 +46,7 @@ def tagged_verify_job(job):
 
     Runs inside the qcluster processes (``registry.jobs.run_job`` imports it by path).
     """
-    from registry.verify import verify_job
+    from registry.services.verify import verify_job
 
     tag_dir = Path(os.environ["GPU_QUEUE_TAG_DIR"])
     (tag_dir / f"{job.pk}.{os.environ['IMAGEWORKS_HOST_NAME']}").touch()

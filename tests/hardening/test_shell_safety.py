@@ -17,7 +17,7 @@ from django.test import TestCase, override_settings
 
 from backends.vllm import process
 from backends.vllm.command import LaunchRefused, VllmConfig, build_launch
-from registry.verify import OutsideModelRoots, check_model_root
+from registry.services.verify import OutsideModelRoots, check_model_root
 from tests.backends.vllm_helpers import FAKE_ENV, FAKE_VLLM, free_port, kill_fakes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -236,7 +236,7 @@ class ModelRootTests(TestCase):
     def test_the_verify_service_refuses_with_a_clear_failed_audit_row(self):
         from registry.audit import Actor
         from registry.models import ActionLog
-        from registry.verify import verify
+        from registry.services.verify import verify
         from tests.hardening.common import sync_sample
 
         registry_dir = self.tmp / "configs"

@@ -96,7 +96,7 @@ def seed(registry_dir: Path, models_dir: Path) -> dict:
     from registry.audit import Actor, record
     from registry.choices import Action
     from registry.models import Job, ModelEntry
-    from registry.sync import sync_registry
+    from registry.services.sync import sync_registry
 
     actor = Actor.system("tests")
     write_layers(registry_dir, models_dir)

@@ -12,7 +12,7 @@ from django.test import override_settings
 from registry import layers
 from registry.audit import Actor
 from registry.sample import write_sample_registry
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 
 QWEN = "qwen2.5-vl-7b-instruct_(AWQ)"
 FLORENCE = "florence-2-large_(FP16)"

@@ -7,13 +7,14 @@ import os
 
 from django.test import TestCase
 
-from registry import editing, layers, normalize
+from registry import layers, normalize
 from registry.audit import Actor
 from registry.choices import Action, Outcome
-from registry.edit_forms import PORT_MESSAGE, ModelEntryEditForm
+from registry.forms.edit import PORT_MESSAGE, ModelEntryEditForm
 from registry.models import ActionLog, ModelEntry
-from registry.sync import sync_registry
-from registry.writeback import EntryConflict
+from registry.services import editing
+from registry.services.sync import sync_registry
+from registry.services.writeback import EntryConflict
 from tests.base import make_user
 from tests.registry.edit_helpers import FLORENCE, QWEN, SampleRegistryMixin
 

@@ -12,10 +12,12 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase
 from django.urls import reverse
 
-from registry import cli_import, importing, layers
+from registry import layers
 from registry.audit import Actor
 from registry.choices import Action, Outcome
+from registry.cli import importing as cli_import
 from registry.models import ActionLog, ModelEntry
+from registry.services import importing
 from tests.base import PermissionMatrixMixin, make_user
 from tests.registry.edit_helpers import GPTOSS, QWEN, QWEN3VL, SampleRegistryMixin
 
@@ -67,7 +69,7 @@ class ImportServiceTests(SampleRegistryMixin, TestCase):
         twin["name"] = "qwen3-vl-copy"
         items.append(twin)
         (self.registry_dir / layers.DISCOVERED_FILE).write_bytes(layers.dumps(items))
-        from registry.sync import sync_registry
+        from registry.services.sync import sync_registry
 
         sync_registry(Actor.system("test"))
         plan = importing.plan_import([item(QWEN3VL), item("qwen3-vl-copy")])
@@ -241,7 +243,7 @@ class ImportViewTests(SampleRegistryMixin, PermissionMatrixMixin, TestCase):
                 }
             ]
         )
-        with mock.patch("backends.health.unknown_ollama_tags", fake):
+        with mock.patch("backends.health.checks.unknown_ollama_tags", fake):
             response = client.get(reverse("registry:import_start"))
         self.assertContains(response, 'name="tags" value="phi4:14b"')
 

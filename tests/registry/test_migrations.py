@@ -15,7 +15,7 @@ from django.test import TransactionTestCase, override_settings
 from registry import layers
 from registry.audit import Actor
 from registry.models import ModelEntry
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 
 BEFORE = [("registry", "0003_ordered_json")]
 AFTER = [("registry", "0004_drop_stored_merged")]

@@ -267,7 +267,7 @@ class ReloadTests(PermissionMatrixMixin, TestCase):
 
     def test_it_is_a_permission_checked_post(self):
         url = reverse("registry:registry_reload")
-        with mock.patch("registry.sync.sync_registry") as sync:
+        with mock.patch("registry.services.sync.sync_registry") as sync:
             sync.return_value = mock.Mock(
                 error="", problems=[], summary=lambda: "Registry reloaded: 1 added."
             )
@@ -279,7 +279,7 @@ class ReloadTests(PermissionMatrixMixin, TestCase):
             )
 
     def test_it_reports_what_changed_and_returns_to_the_filtered_view(self):
-        with mock.patch("registry.sync.sync_registry") as sync:
+        with mock.patch("registry.services.sync.sync_registry") as sync:
             sync.return_value = mock.Mock(
                 error="", problems=[], summary=lambda: "Registry reloaded: 2 added."
             )
@@ -300,7 +300,7 @@ class ReloadTests(PermissionMatrixMixin, TestCase):
         )
 
     def test_it_ignores_an_offsite_next(self):
-        with mock.patch("registry.sync.sync_registry") as sync:
+        with mock.patch("registry.services.sync.sync_registry") as sync:
             sync.return_value = mock.Mock(error="", problems=[], summary=lambda: "ok")
             response = self.client_for(self.operator).post(
                 reverse("registry:registry_reload"), {"next": "https://evil.example/"}

@@ -34,13 +34,13 @@ class PageLoadSyncTests(PersonaMixin, TestCase):
         self.assertFalse(ActionLog.objects.filter(action="sync").exists())
 
     def test_htmx_partials_and_exports_do_not_sync(self):
-        with mock.patch("registry.sync.sync_registry") as sync:
+        with mock.patch("registry.services.sync.sync_registry") as sync:
             self.client_for(self.viewer).get(LIST + "?backend=vllm", **HX)
             self.client_for(self.viewer).get(LIST + "?_export=csv")
         sync.assert_not_called()
 
     def test_the_full_page_runs_an_implicit_sync(self):
-        with mock.patch("registry.sync.sync_registry") as sync:
+        with mock.patch("registry.services.sync.sync_registry") as sync:
             sync.return_value = mock.Mock(error="")
             self.client_for(self.viewer).get(LIST)
         self.assertIs(sync.call_args.kwargs["explicit"], False)
@@ -74,7 +74,7 @@ class HealthCardNeverFailsTests(PersonaMixin, TestCase):
 
     def test_a_locked_database_during_the_refresh_shows_the_stored_status(self):
         with mock.patch(
-            "backends.health.refresh_if_stale",
+            "backends.health.checks.refresh_if_stale",
             side_effect=OperationalError("database table is locked"),
         ):
             response = self.client_for(self.viewer).get(

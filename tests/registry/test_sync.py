@@ -21,7 +21,7 @@ from registry.audit import Actor
 from registry.choices import Action, ChangeKind, Outcome
 from registry.diffing import diff_entries
 from registry.models import ActionLog, EntryChange, LayerFile, ModelEntry
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 from tests.utils import FIXTURES_DIR, shared_fixtures_available
 
 FILES = (layers.CURATED_FILE, layers.DISCOVERED_FILE, layers.SNAPSHOT_FILE)

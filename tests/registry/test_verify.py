@@ -1,4 +1,4 @@
-"""Verify / lock / unlock services, their jobs, and the lock gate (registry.verify)."""
+"""Verify / lock / unlock services, their jobs, and the lock gate (registry.services.verify)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ from pathlib import Path
 from django.db import connection
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from registry import layers, verify
+from registry import layers
 from registry.audit import Actor
 from registry.choices import JobStatus
 from registry.jobs import JobConflict, enqueue
 from registry.models import ActionLog, Job, ModelEntry
 from registry.sample import write_sample_registry
-from registry.sync import sync_registry
+from registry.services import verify
+from registry.services.sync import sync_registry
 from tests.base import make_user
 
 WORKED_EXAMPLE = "7ed51db01fdb1084a86b11fd077237e1c2393185c799786f4611afe67d0bca08"
@@ -315,7 +316,9 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
         self.setup_registry()
         self.actor = Actor.from_user(self.alice)
 
-    def run_job(self, name: str, func: str = "registry.verify.verify_job", **params):
+    def run_job(
+        self, name: str, func: str = "registry.services.verify.verify_job", **params
+    ):
         with self.captureOnCommitCallbacks(execute=True):
             job = enqueue(
                 "verify", func, actor=self.actor, entry=self.entry(name), params=params
@@ -352,7 +355,9 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
         self.assertIn("model files not found at", job.error)
 
     def test_verify_then_lock_job(self):
-        job = self.run_job(FLORENCE, "registry.verify.lock_job", set_expected=True)
+        job = self.run_job(
+            FLORENCE, "registry.services.verify.lock_job", set_expected=True
+        )
         self.assertEqual(job.status, JobStatus.SUCCEEDED, job.error)
         row = self.entry(FLORENCE)
         self.assertTrue(row.locked)
@@ -366,13 +371,13 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
     def test_same_entry_refused_while_one_runs_other_entries_allowed(self):
         enqueue(
             "verify",
-            "registry.verify.verify_job",
+            "registry.services.verify.verify_job",
             actor=self.actor,
             entry=self.entry(FLORENCE),
         )
         enqueue(
             "verify",
-            "registry.verify.verify_job",
+            "registry.services.verify.verify_job",
             actor=self.actor,
             entry=self.entry(SIGLIP),
         )
@@ -381,7 +386,7 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
         ):
             enqueue(
                 "verify",
-                "registry.verify.verify_job",
+                "registry.services.verify.verify_job",
                 actor=self.actor,
                 entry=self.entry(FLORENCE),
             )

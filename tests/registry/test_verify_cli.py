@@ -10,7 +10,7 @@ import json
 
 from django.test import TestCase
 
-from registry import cli_verify
+from registry.cli import verify as cli_verify
 from registry.models import ActionLog
 from tests.registry.test_verify import (
     FLORENCE,

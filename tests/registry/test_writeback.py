@@ -25,8 +25,8 @@ from registry import layers
 from registry.audit import ACTIONS_FILE, Actor
 from registry.choices import Action, Outcome
 from registry.models import ActionLog, EntryChange, ModelEntry
-from registry.sync import sync_registry
-from registry.writeback import EntryConflict, EntryNotFound, change_entry
+from registry.services.sync import sync_registry
+from registry.services.writeback import EntryConflict, EntryNotFound, change_entry
 from tests.utils import FIXTURES_DIR, REPO_DIR, shared_fixtures_available
 
 FILES = (layers.CURATED_FILE, layers.DISCOVERED_FILE, layers.SNAPSHOT_FILE)
@@ -420,7 +420,7 @@ class SpliceFastPathTests(WritebackTestBase):
     def test_fast_edit_matches_a_full_rewrite_and_resync(self):
         from unittest import mock
 
-        from registry.sync import SYNCED_FIELDS
+        from registry.services.sync import SYNCED_FIELDS
 
         self.registry()
         other = self.tmp / "other"
@@ -477,7 +477,7 @@ class SpliceFastPathTests(WritebackTestBase):
             layers.dumps(layers.export_merged(registry)),
         )
         # The full path re-synced: now the fast path is allowed again.
-        from registry.sync import mirror_state
+        from registry.services.sync import mirror_state
 
         self.assertIsNotNone(mirror_state("m2"))
 
@@ -535,6 +535,6 @@ class SpliceFastPathTests(WritebackTestBase):
 
 
 def files_unchanged_now() -> bool:
-    from registry.sync import files_unchanged
+    from registry.services.sync import files_unchanged
 
     return files_unchanged()

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from backends.health_tasks import ensure_schedules
+from backends.health.tasks import ensure_schedules
 from backends.tasks import ensure_reconcile_schedule
 
 

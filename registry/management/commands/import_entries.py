@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from registry import cli_import
+from registry.cli import importing as cli_import
 
 
 class Command(BaseCommand):

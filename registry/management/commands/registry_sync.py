@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.audit import Actor
-from registry.sync import sync_registry
+from registry.services.sync import sync_registry
 
 
 class Command(BaseCommand):

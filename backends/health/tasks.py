@@ -20,14 +20,14 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-TASK = "backends.health_tasks.run_health_checks"
+TASK = "backends.health.tasks.run_health_checks"
 SCHEDULE_PREFIX = "backend-health-checks"
 MIN_INTERVAL_S = 30
 
 
 def run_health_checks() -> dict:
     """django-q2 task: check every backend once; returns a short summary."""
-    from . import health
+    from . import checks as health
 
     report = health.check_all()
     summary = {row.key: row.status for row in report.endpoints}

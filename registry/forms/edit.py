@@ -11,9 +11,10 @@ import json
 
 from django import forms
 
-from . import layers, normalize
-from .choices import BACKEND_CHOICES
-from .editing import (
+from .. import layers, normalize
+from ..choices import BACKEND_CHOICES
+from ..models import ModelEntry
+from ..services.editing import (
     CAPABILITY_FLAGS,
     GEN_FLOAT_FIELDS,
     GEN_INT_FIELDS,
@@ -21,7 +22,6 @@ from .editing import (
     edit_form_initial,
     field_layer,
 )
-from .models import ModelEntry
 
 PORT_MESSAGE = "Port must be 1–65535"
 

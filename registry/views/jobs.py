@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from .models import Job
+from ..models import Job
 
 JOB_CONTROL_PERMS = {
     "verify": "registry.verify_entry",
@@ -51,7 +51,7 @@ def job_status(request, pk: int):
 @require_POST
 @login_required
 def job_cancel(request, pk: int):
-    from .jobs import cancel
+    from ..jobs import cancel
 
     job = get_object_or_404(Job, pk=pk)
     perm = JOB_CONTROL_PERMS.get(job.kind, "registry.sync_registry")

@@ -17,7 +17,7 @@ curated layer, and only the fields the operator changed. Three rules make that s
   group (reference 1.3), including differently spelled keys from the discovered
   layer, otherwise the OR over synonyms would turn it back on.
 
-:func:`save_edit` writes through :func:`registry.writeback.change_entry` with the
+:func:`save_edit` writes through :func:`registry.services.writeback.change_entry` with the
 fingerprint the form was opened with: a change in between raises ``EntryConflict``,
 a read-only file raises ``layers.RegistryWriteError``; either way nothing is written
 and the audit row records the failure.
@@ -32,11 +32,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import layers, normalize
-from .audit import Actor
-from .choices import Action
-from .diffing import diff_entries, summarize
-from .models import ModelEntry
+from .. import layers, normalize
+from ..audit import Actor
+from ..choices import Action
+from ..diffing import diff_entries, summarize
+from ..models import ModelEntry
 from .writeback import ChangeResult, change_entry
 
 #: Roles the original GUI offered (reference original-gui 1.3); roles in use are added.

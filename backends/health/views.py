@@ -1,6 +1,6 @@
 """Health pages and partials: backend cards, "Check now", transition history, active model.
 
-Thin views over :mod:`backends.health`. Reading needs the viewer permission
+Thin views over :mod:`backends.health.checks`. Reading needs the viewer permission
 ``backends.view_backendendpoint``; "Check now" is a POST open to the same users:
 it re-probes the servers and refreshes the stored health (and Ollama's
 Installed?), but changes no registry content, so no stronger role is needed.
@@ -22,9 +22,9 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from . import health
-from .choices import BackendKind, HealthStatus
-from .models import HealthTransition
+from ..choices import BackendKind, HealthStatus
+from ..models import HealthTransition
+from . import checks as health
 
 logger = logging.getLogger(__name__)
 

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layers, normalize
-from .audit import Actor
-from .choices import Action, Layer
+from .. import layers, normalize
+from ..audit import Actor
+from ..choices import Action, Layer
+from ..models import EntryChange, ModelEntry
 from .editing import unified_diff
-from .models import EntryChange, ModelEntry
 from .sync import registry_dir
 from .writeback import BatchResult, change_entries
 

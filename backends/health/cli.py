@@ -67,8 +67,8 @@ def _serves(row) -> dict[str, Any]:
 
 def collect(timeout: float | None = None) -> dict[str, Any]:
     """Run a fresh check and shape it for output."""
-    from . import health
-    from .choices import HealthStatus
+    from ..choices import HealthStatus
+    from . import checks as health
 
     report = health.check_all(timeout=timeout)
     backends = []

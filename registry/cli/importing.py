@@ -106,9 +106,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def build_items(args) -> list:
     """ImportItems from names, flags and file rows, validated like the wizard."""
-    from .edit_forms import ImportRowForm
-    from .importing import ImportItem, suggest_fields
-    from .models import ModelEntry
+    from ..forms.edit import ImportRowForm
+    from ..models import ModelEntry
+    from ..services.importing import ImportItem, suggest_fields
 
     rows: list[dict[str, Any]] = read_rows(args.from_file) if args.from_file else []
     rows += [{"name": name} for name in args.names]
@@ -169,10 +169,10 @@ def _say(stream: TextIO, text: str) -> None:
 
 def run(args, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     """Plan (and unless ``--dry-run`` apply) the import; returns the exit code."""
-    from . import layers
-    from .audit import Actor
-    from .importing import apply_import, plan_import
-    from .sync import sync_registry
+    from .. import layers
+    from ..audit import Actor
+    from ..services.importing import apply_import, plan_import
+    from ..services.sync import sync_registry
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr

@@ -1,7 +1,7 @@
 """The "Import from downloads" wizard: pick (1), fill fields (2), review (3), confirm.
 
 Wizard state travels in the form posts (hidden fields), never in the session, and
-nothing is written before Confirm. Thin: ``registry.importing`` plans and applies.
+nothing is written before Confirm. Thin: ``registry.services.importing`` plans and applies.
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import importing, layers
-from .audit import Actor
-from .edit_forms import import_formset
-from .models import ModelEntry
-from .sync import sync_registry
+from .. import layers
+from ..audit import Actor
+from ..forms.edit import import_formset
+from ..models import ModelEntry
+from ..services import importing
+from ..services.sync import sync_registry
 
 
 def _unknown_ollama_tags() -> list[dict]:
     """Ollama tags no entry knows, when the health feature provides them."""
     try:
-        from backends.health import (
+        from backends.health.checks import (
             unknown_ollama_tags,
         )  # lazy: registry never imports backends
     except ImportError:
@@ -154,7 +155,7 @@ def _render_review(request, formset, plan, error: str = ""):
 
 
 def _diff_lines(text: str) -> list[tuple[str, str]]:
-    from .editing import Preview
+    from ..services.editing import Preview
 
     return Preview([], text, {}, None, "").unified_lines
 

@@ -42,9 +42,9 @@ from django.utils import timezone
 
 from registry.models import ModelEntry
 
-from . import clients
-from .choices import BackendKind, HealthStatus
-from .models import BackendEndpoint, HealthTransition
+from .. import clients
+from ..choices import BackendKind, HealthStatus
+from ..models import BackendEndpoint, HealthTransition
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Verify / Lock / Unlock from the Models page drawer (thin: services do the work).
 
 Every action is POST-only, CSRF-protected and permission-checked here; the audit rows
-are written by ``registry.verify``. htmx requests get partials (the job status, or the
+are written by ``registry.services.verify``. htmx requests get partials (the job status, or the
 re-rendered drawer slot); plain form posts get a redirect with a message.
 
 When an entry's hash or lock changes (a lock/unlock, or a verify job that has
@@ -20,12 +20,12 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import layers
-from .audit import Actor
-from .choices import JobStatus
-from .jobs import JobConflict, enqueue
-from .models import Job, ModelEntry
-from .verify import (
+from .. import layers
+from ..audit import Actor
+from ..choices import JobStatus
+from ..jobs import JobConflict, enqueue
+from ..models import Job, ModelEntry
+from ..services.verify import (
     NOT_APPLICABLE_MESSAGE,
     EntryNotFound,
     VerifyError,
@@ -121,7 +121,7 @@ def entry_verify(request, pk: int):
     try:
         job = enqueue(
             "verify",
-            "registry.verify.verify_job",
+            "registry.services.verify.verify_job",
             actor=Actor.from_request(request),
             entry=entry,
             message=f"Queued: verify {entry.name}",
@@ -165,7 +165,7 @@ def entry_lock(request, pk: int):
         try:
             job = enqueue(
                 "verify",
-                "registry.verify.lock_job",
+                "registry.services.verify.lock_job",
                 actor=actor,
                 entry=entry,
                 params={"set_expected": True},

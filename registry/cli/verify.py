@@ -2,7 +2,7 @@
 
 ``imageworks_site/cli.py`` calls :func:`add_subcommands`; each parser's ``func`` is
 called with the parsed args and returns the exit code. The commands run the same
-services as the site (``registry.verify``) synchronously, as ``Actor.cli()``.
+services as the site (``registry.services.verify``) synchronously, as ``Actor.cli()``.
 
 Outputs and exit codes follow the original (reference 6.2):
 
@@ -104,7 +104,7 @@ def _actor():
 
 
 def cmd_verify(args) -> int:
-    from registry import verify as svc
+    from registry.services import verify as svc
 
     name = args.name.strip()
     meter = _progress(name)
@@ -131,7 +131,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_lock(args) -> int:
-    from registry import verify as svc
+    from registry.services import verify as svc
 
     name = args.name.strip()
     meter = _progress(name) if args.set_expected else None
@@ -151,7 +151,7 @@ def cmd_lock(args) -> int:
 
 
 def cmd_unlock(args) -> int:
-    from registry import verify as svc
+    from registry.services import verify as svc
 
     name = args.name.strip()
     try:

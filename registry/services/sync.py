@@ -18,11 +18,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import layers, normalize
-from .audit import Actor, record
-from .choices import Action, ChangeKind, Layer, Outcome, Provenance
-from .diffing import diff_entries
-from .models import ActionLog, EntryChange, LayerFile, ModelEntry
+from .. import layers, normalize
+from ..audit import Actor, record
+from ..choices import Action, ChangeKind, Layer, Outcome, Provenance
+from ..diffing import diff_entries
+from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from typing import Any
 
 from django.conf import settings
 
-from . import layers
-from .audit import Actor, audited
-from .diffing import diff_entries, summarize
-from .models import ActionLog, EntryChange, Job, ModelEntry
+from .. import layers
+from ..audit import Actor, audited
+from ..diffing import diff_entries, summarize
+from ..models import ActionLog, EntryChange, Job, ModelEntry
 from .sync import (
     SyncResult,
     files_unchanged,

@@ -1,6 +1,6 @@
 """Entry editor views: open (GET), preview (POST, writes nothing), confirm (POST, writes).
 
-Thin: the form validates, ``registry.editing`` computes and saves. Each view answers
+Thin: the form validates, ``registry.services.editing`` computes and saves. Each view answers
 an htmx request with the modal body partial and a plain request with a full page, so
 the editor also works without JavaScript. Cancel is client-side only.
 """
@@ -15,11 +15,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import editing, layers, writeback
-from .audit import Actor
-from .edit_forms import ModelEntryEditForm
-from .models import ModelEntry
-from .sync import sync_registry
+from .. import layers
+from ..audit import Actor
+from ..forms.edit import ModelEntryEditForm
+from ..models import ModelEntry
+from ..services import editing, writeback
+from ..services.sync import sync_registry
 
 PARTIAL = "registry/edit_modal.html"
 PAGE = "registry/edit_page.html"

@@ -25,11 +25,11 @@ from django_tables2 import SingleTableMixin
 
 from imageworks_site.permissions import RolePermissionRequiredMixin
 
-from .choices import Action, Layer
-from .export import CsvExportMixin
-from .filtersets import ActionLogFilterSet, ModelEntryFilterSet
-from .models import ActionLog, EntryChange, LayerFile, ModelEntry
-from .tables import (
+from ..choices import Action, Layer
+from ..export import CsvExportMixin
+from ..filtersets import ActionLogFilterSet, ModelEntryFilterSet
+from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
+from ..tables import (
     DEFAULT_PAGE_SIZE,
     PAGE_SIZES,
     ActionLogTable,
@@ -109,7 +109,7 @@ def active_model_name() -> str:
 def runtime_flags() -> dict:
     """Entry name -> {installed, active, autostart} from the last health check (1 query)."""
     try:
-        from backends.health import runtime_flags as flags
+        from backends.health.checks import runtime_flags as flags
     except ImportError:  # pragma: no cover - the backends app is always installed
         return {}
     try:
@@ -122,7 +122,7 @@ def runtime_flags() -> dict:
 def autostart_command(name: str) -> list[str] | None:
     """The chat proxy's autostart argv for an entry (no database, no network)."""
     try:
-        from backends.health import autostart_for
+        from backends.health.checks import autostart_for
     except ImportError:  # pragma: no cover
         return None
     try:
@@ -139,10 +139,10 @@ def implicit_sync(request):
     (rows untouched, no audit row); anything else is logged and the page renders the
     last good mirror.
     """
-    from .audit import Actor
+    from ..audit import Actor
 
     try:
-        from .tasks import request_sync
+        from ..tasks import request_sync
 
         result, job = request_sync(Actor.from_request(request), explicit=False)
     except Exception:
@@ -314,7 +314,7 @@ class ModelEntryDetailView(ModelEntryListView):
 
 
 def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
-    from .normalize import resolve_endpoint
+    from ..normalize import resolve_endpoint
 
     merged = entry.merged or {}
     sources = entry.field_sources or {}
@@ -445,10 +445,10 @@ def recent_actions(request):
 @permission_required("registry.sync_registry", raise_exception=True)
 def registry_reload(request):
     """Re-read the layer files now (sync audits itself) and say what changed."""
-    from .audit import Actor
+    from ..audit import Actor
 
     try:
-        from .tasks import request_sync
+        from ..tasks import request_sync
     except ImportError:
         messages.error(request, "Reload is not available: the sync service is missing.")
     else:

@@ -35,11 +35,11 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from . import hashing, layers, normalize
-from .audit import Actor, record
-from .choices import Action, Outcome
-from .jobs import JobCancelled, JobFailed, is_cancel_requested, log, progress
-from .models import ActionLog, Job, ModelEntry
+from .. import hashing, layers, normalize
+from ..audit import Actor, record
+from ..choices import Action, Outcome
+from ..jobs import JobCancelled, JobFailed, is_cancel_requested, log, progress
+from ..models import ActionLog, Job, ModelEntry
 from .writeback import EntryNotFound, change_entry, current_layers
 
 __all__ = [
