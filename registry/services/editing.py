@@ -537,8 +537,8 @@ def preview_edit(
         merged=entry.merged,
         discovered=entry.discovered_raw,
     )
-    # The file keeps the old key order (layers._like); show the diff the same way.
-    new = layers._like(before, new) if before else new
+    # The file keeps the old key order (layers.ordered_like); show the diff the same way.
+    new = layers.ordered_like(before, new) if before else new
     if before is None and new == {"name": entry.name}:
         new = None  # nothing changed: no overlay would be created
     label = f"{layers.CURATED_FILE}:{entry.name}"

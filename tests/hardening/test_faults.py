@@ -416,7 +416,10 @@ def test_a_file_replaced_by_another_tool_mid_operation_is_not_lost(
             replaced.append(True)
         return original(path, data, **kw)
 
-    monkeypatch.setattr(layers, "atomic_write", other_tool_then_write)
+    from registry.layers import splice, write
+
+    for module in (write, splice):  # both layer-write paths look it up there
+        monkeypatch.setattr(module, "atomic_write", other_tool_then_write)
     fingerprint = entry.fingerprint if with_fingerprint else None
     try:
         _edit(LOCKABLE, "my edit", fingerprint=fingerprint)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from registry import layers
+from registry.layers import files as layers_files
 from registry.layers import (
     CURATED_FILE,
     DISCOVERED_FILE,
@@ -179,7 +180,7 @@ def test_permission_error_from_the_os_is_mapped(small_reg, monkeypatch):
     def deny(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(layers.os, "replace", deny)
+    monkeypatch.setattr(layers_files.os, "replace", deny)
     path = small_reg / DISCOVERED_FILE
     with pytest.raises(RegistryWriteError) as info:
         atomic_write(path, b"[]\n", keep_backups=0)
@@ -194,7 +195,7 @@ def test_disk_full_leaves_nothing_partial(small_reg, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(layers.os, "fsync", full)
+    monkeypatch.setattr(layers_files.os, "fsync", full)
     with pytest.raises(RegistryWriteError) as info:
         atomic_write(path, b"[]\n", keep_backups=0)
     assert str(info.value) == f"No space left on device while writing {path}"
@@ -206,7 +207,7 @@ def test_other_os_errors_get_a_clear_message(small_reg, monkeypatch):
     def broken(fd):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(layers.os, "fsync", broken)
+    monkeypatch.setattr(layers_files.os, "fsync", broken)
     with pytest.raises(
         RegistryWriteError, match=r"Could not write .*: Input/output error"
     ):

@@ -42,7 +42,7 @@ json_value = st.recursive(
 # applies (unclean entries take the full path, covered elsewhere).
 _SAFE_KEYS = st.text(_CHARS, max_size=10).filter(
     lambda k: (
-        k not in {"name", *layers._REQUIRED_DICTS, "capabilities", "backend"}
+        k not in {"name", *layers.REQUIRED_DICTS, "capabilities", "backend"}
         and k not in {"roles", "model_aliases", "deprecated"}
     )
 )
@@ -154,7 +154,7 @@ def test_splice_equals_full_rewrite(
         spans = {
             layer_file_name(layer): (old, _style(before[layer_file_name(layer)])),
             layers.SNAPSHOT_FILE: (
-                layers._make_entry(name, known.curated, known.discovered, False).merged,
+                layers.MergedEntry(name, known.curated, known.discovered, False).merged,
                 layers.DEFAULT_STYLE,
             ),
         }

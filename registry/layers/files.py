@@ -1,0 +1,231 @@
+"""The registry write lock and atomic writes (temp file, fsync, rename), with
+timestamped backups and the cleanup of temp files a killed writer left behind."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import filelock
+
+from .constants import LOCK_FILE, READ_ONLY_MESSAGE
+from .errors import FileChangedError, LockTimeout, RegistryNotFound, RegistryWriteError
+
+
+def write_error(path: Path, exc: OSError) -> RegistryWriteError:
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, PermissionError) or code in (
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+    ):
+        return RegistryWriteError(path, f"{READ_ONLY_MESSAGE}: {path}")
+    if code == errno.ENOSPC:
+        return RegistryWriteError(path, f"No space left on device while writing {path}")
+    detail = exc.strerror or str(exc)
+    return RegistryWriteError(path, f"Could not write {path}: {detail}")
+
+
+def _is_read_only(path: Path) -> bool:
+    # Honour "chmod a-w" even for root (os.access says root may write anything): a file
+    # or folder nobody may write is a deliberate "do not touch", e.g. a repo checkout.
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    return not os.access(path, os.W_OK) or not mode & 0o222
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.parent
+    if _is_read_only(folder):
+        raise RegistryWriteError(path, f"{READ_ONLY_MESSAGE}: {path}")
+    if _is_read_only(path):
+        raise RegistryWriteError(path, f"{READ_ONLY_MESSAGE}: {path}")
+
+
+@contextmanager
+def registry_lock(dir: str | os.PathLike[str], timeout: float = 30.0) -> Iterator[Path]:
+    """Hold the registry folder's cross-process write lock (re-entrant per thread).
+
+    Uses one ``filelock.FileLock`` instance per lock path (``is_singleton``), so nested
+    use in a thread re-enters while other threads and processes wait. Raises
+    :class:`LockTimeout` after *timeout* seconds and :class:`RegistryWriteError` when the
+    folder is read-only.
+    """
+    folder = Path(dir)
+    if not folder.is_dir():
+        raise RegistryNotFound(folder, f"Registry folder not found: {folder}")
+    lock_path = folder / LOCK_FILE
+    if _is_read_only(folder):
+        raise RegistryWriteError(folder, f"{READ_ONLY_MESSAGE}: {folder}")
+    lock = filelock.FileLock(str(lock_path), is_singleton=True)
+    try:
+        lock.acquire(timeout=timeout)
+    except filelock.Timeout:
+        raise LockTimeout(lock_path, timeout) from None
+    except OSError as exc:
+        raise write_error(lock_path, exc) from exc
+    try:
+        yield lock_path
+    finally:
+        lock.release()
+
+
+def _default_mode() -> int:
+    """0o666 minus the process umask (read without the racy os.umask() dance)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o644
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Write *data* to a temp file beside *path*, fsync, chmod, rename over *path*."""
+    tmp: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as fh:
+            tmp = Path(fh.name)
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    finally:
+        if tmp is not None:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+STALE_TEMP_SECONDS = 600
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temp files a killed writer left beside *path* (only old ones).
+
+    A temp file younger than STALE_TEMP_SECONDS may belong to a writer still running.
+    """
+    prefix = f".{path.name}."
+    now = time.time()
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for candidate in candidates:
+        if not candidate.name.endswith(".tmp"):
+            continue
+        try:
+            if now - candidate.stat().st_mtime > STALE_TEMP_SECONDS:
+                candidate.unlink()
+        except OSError:
+            pass
+
+
+def _backup_stem(path: Path) -> str:
+    return path.name[: -len(".json")] if path.name.endswith(".json") else path.name
+
+
+def _backup_pattern(path: Path) -> re.Pattern[str]:
+    # Only our own microsecond-stamped names: hand-made or tool-made backups such as
+    # model_registry.discovered.20251022-175925.bak.json are never pruned.
+    return re.compile(
+        rf"^{re.escape(_backup_stem(path))}\.\d{{8}}-\d{{6}}-\d{{6}}\.bak\.json$"
+    )
+
+
+def _backup_path(path: Path) -> Path:
+    stamp = datetime.now(UTC)
+    while True:
+        name = f"{_backup_stem(path)}.{stamp:%Y%m%d-%H%M%S-%f}.bak.json"
+        candidate = path.with_name(name)
+        if not candidate.exists():
+            return candidate
+        stamp += timedelta(microseconds=1)
+
+
+def _prune_backups(path: Path, keep: int) -> None:
+    pattern = _backup_pattern(path)
+    backups = sorted(p for p in path.parent.iterdir() if pattern.match(p.name))
+    for old in backups[: max(len(backups) - keep, 0)]:
+        try:
+            old.unlink()
+        except OSError:
+            pass  # a stale backup is harmless; never fail a write over it
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    keep_backups: int = 20,
+    expected_sha256: str | None = None,
+) -> Path | None:
+    """Replace *path* with *data* so readers only ever see the old or the new bytes.
+
+    Does nothing (returns None) when the bytes are unchanged. Otherwise, when the file
+    existed and ``keep_backups > 0``, first saves the old bytes as
+    ``<stem>.<YYYYmmdd-HHMMSS-ffffff>.bak.json`` (UTC) beside it, prunes that file's own
+    older backups beyond *keep_backups*, and returns the backup path. Permission bits of
+    the old file are kept. Raises :class:`RegistryWriteError` (nothing partial left).
+    With *expected_sha256* (the sha256 of the bytes the caller read), a file replaced
+    meanwhile by a tool that does not take our lock raises :class:`FileChangedError`.
+    """
+    path = Path(path)
+    try:
+        old: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    if (
+        expected_sha256
+        and old is not None
+        and hashlib.sha256(old).hexdigest() != expected_sha256
+    ):
+        raise FileChangedError(path)
+    if old == data:
+        return None
+    _check_writable(path)
+    mode = _default_mode() if old is None else stat.S_IMODE(os.stat(path).st_mode)
+    backup: Path | None = None
+    if old is not None and keep_backups > 0:
+        backup = _backup_path(path)
+        _replace_file(backup, old, mode)
+        _prune_backups(path, keep_backups)
+    _replace_file(path, data, mode)
+    _remove_stale_temps(path)
+    return backup

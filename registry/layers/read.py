@@ -1,0 +1,315 @@
+"""Read one layer file forgivingly: a bad item is reported and skipped, never fatal.
+
+Only file-level damage (bad JSON, bad UTF-8, a root that is not a list) raises
+:class:`LayerParseError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from registry.normalize import to_bool
+
+from .constants import CURATED, LEGACY
+from .errors import LayerParseError
+from .merge import merge_entry_dicts
+from .style import DEFAULT_STYLE, JsonStyle, detect_style
+
+
+@dataclass
+class EntryProblem:
+    """One bad item in a file. ``skipped`` is False for warnings (the entry is kept)."""
+
+    file: str
+    index: int
+    name: str | None
+    reason: str
+    skipped: bool = True
+
+    def __str__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        where = f"{self.file}[{self.index}]" if self.index >= 0 else self.file
+        return f"{where}{label}: {self.reason}"
+
+
+@dataclass
+class Layer:
+    name: str
+    path: Path
+    exists: bool
+    items: list[Any]
+    entries: dict[str, dict]
+    problems: list[EntryProblem]
+    style: JsonStyle = DEFAULT_STYLE
+    sha256: str = ""
+    mtime_ns: int = 0
+    size: int = 0
+
+
+# Sub-objects the original dereferences with .get(): null crashes its load, another type
+# cannot be read at all.
+REQUIRED_DICTS = (
+    "backend_config",
+    "artifacts",
+    "chat_template",
+    "version_lock",
+    "performance",
+    "probes",
+    "metadata",
+)
+_LIST_FIELDS = ("roles", "model_aliases")
+_BOOL_FIELDS = (
+    ("deprecated",),
+    ("version_lock", "locked"),
+    ("metadata", "created_from_download"),
+    ("metadata", "testing"),
+)
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "object",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _parse_json_list(path: Path, data: bytes) -> list[Any]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LayerParseError(
+            path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        )
+    try:
+        # NaN/Infinity (Python's json.dump writes them) are not JSON; the database's
+        # JSON columns refuse them, so they read as null instead of crashing a sync.
+        items = json.loads(text, parse_constant=lambda _name: None)
+    except json.JSONDecodeError as exc:
+        raise LayerParseError(path, str(exc)) from None
+    except RecursionError:
+        raise LayerParseError(path, "JSON nested too deeply") from None
+    if not isinstance(items, list):
+        raise LayerParseError(
+            path, f"the file must be a JSON list (found {_type_name(items)})"
+        )
+    return items
+
+
+def item_name(item: Any) -> str | None:
+    """The stripped name of a dict item, or None when it has no usable name."""
+    if not isinstance(item, dict):
+        return None
+    name = item.get("name")
+    if not isinstance(name, str):
+        return None
+    return name.strip() or None
+
+
+def name_problem(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return f"not a JSON object (found {_type_name(item)})"
+    name = item.get("name")
+    if "name" not in item or name is None:
+        return "missing name"
+    if not isinstance(name, str):
+        return f"name must be a string (found {_type_name(name)})"
+    if not name.strip():
+        return "blank name"
+    return None
+
+
+def entry_issues(item: dict) -> tuple[list[str], list[str]]:
+    """Return ``(fatal, warnings)`` for an item that has a usable name."""
+    fatal: list[str] = []
+    warnings: list[str] = []
+    backend = item.get("backend")
+    if isinstance(backend, dict | list):
+        fatal.append(f"backend must be a string (found {_type_name(backend)})")
+    for key in REQUIRED_DICTS:
+        if key not in item:
+            continue
+        value = item[key]
+        if value is None:
+            warnings.append(f"{key} is null (read as empty)")
+        elif not isinstance(value, dict):
+            fatal.append(f"{key} must be an object (found {_type_name(value)})")
+    caps = item.get("capabilities")
+    if caps is not None and not isinstance(caps, dict):
+        warnings.append(
+            f"capabilities is not an object (found {_type_name(caps)}; read as none)"
+        )
+    for key in _LIST_FIELDS:
+        if key in item and not isinstance(item[key], list):
+            warnings.append(f"{key} is {_type_name(item[key])}, not a list")
+    warnings.extend(_nested_warnings(item))
+    return fatal, warnings
+
+
+def _nested_warnings(item: dict) -> list[str]:
+    warnings: list[str] = []
+    for path in _BOOL_FIELDS:
+        value = _dig(item, path)
+        if isinstance(value, str):
+            dotted = ".".join(path)
+            warnings.append(
+                f"{dotted} is the string {value!r} (read as {to_bool(value)})"
+            )
+    cfg = item.get("backend_config")
+    if isinstance(cfg, dict) and "port" in cfg:
+        port = cfg["port"]
+        ok = isinstance(port, int) and not isinstance(port, bool)
+        if isinstance(port, str) and port.strip().isdigit():
+            ok = True
+        if not ok:
+            warnings.append(
+                f"backend_config.port {port!r} is not a number (default port used)"
+            )
+    probes = item.get("probes")
+    if isinstance(probes, dict):
+        vision = probes.get("vision")
+        if vision and not isinstance(vision, dict):
+            warnings.append("probes.vision is not an object (ignored)")
+    perf = item.get("performance")
+    samples = perf.get("rolling_samples", 0) if isinstance(perf, dict) else 0
+    if not isinstance(samples, int):
+        warnings.append("performance.rolling_samples is not a number")
+    return warnings
+
+
+def _dig(item: dict, path: tuple[str, ...]) -> Any:
+    value: Any = item
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+NUL_REASON = (
+    "contains a NUL character (\\u0000), which the database cannot store "
+    "(PostgreSQL text and JSON refuse it)"
+)
+
+
+def contains_nul(value: Any) -> bool:
+    """True when a NUL character is in any string or key of parsed JSON *value*."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(
+            (isinstance(key, str) and "\x00" in key) or contains_nul(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+def _collect_entries(
+    file_name: str, layer_name: str, items: list[Any], check_nul: bool = True
+) -> tuple[dict[str, dict], list[EntryProblem]]:
+    """Valid entries by stripped name (file order) and the problems found.
+
+    Duplicates: curated ones are deep-merged (later values win), every other layer keeps
+    the last one; either way the name keeps the position of its first occurrence, as the
+    original's ordered dict does.
+    """
+    entries: dict[str, dict] = {}
+    first_index: dict[str, int] = {}
+    problems: list[EntryProblem] = []
+
+    def report(index: int, name: str | None, reason: str, skipped: bool = True) -> None:
+        if name and "\x00" in name:
+            name = name.replace("\x00", "\\u0000")  # storable, and still readable
+        problems.append(EntryProblem(file_name, index, name, reason, skipped))
+
+    for index, item in enumerate(items):
+        reason = name_problem(item)
+        if reason:
+            raw_name = item.get("name") if isinstance(item, dict) else None
+            report(index, raw_name if isinstance(raw_name, str) else None, reason)
+            continue
+        name = item["name"].strip()
+        if check_nul and contains_nul(item):
+            report(index, name, NUL_REASON)
+            continue
+        fatal, warnings = entry_issues(item)
+        if fatal:
+            report(index, name, "; ".join(fatal))
+            continue
+        for warning in warnings:
+            report(index, name, warning, skipped=False)
+        if name not in entries:
+            entries[name] = item
+            first_index[name] = index
+            continue
+        if layer_name == CURATED:
+            entries[name] = merge_entry_dicts(entries[name], item)
+            report(
+                index,
+                name,
+                f"duplicate name (first at index {first_index[name]}); "
+                "merged into the earlier entry, later values win",
+                skipped=False,
+            )
+        else:
+            report(
+                first_index[name],
+                name,
+                f"duplicate name; superseded by the entry at index {index}",
+            )
+            entries[name] = item
+            first_index[name] = index
+    return entries, problems
+
+
+def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
+    """Read one layer file forgivingly (see module docstring).
+
+    A missing file gives an empty layer with ``exists=False``. Bad JSON, bad UTF-8 or a
+    root that is not a list raise :class:`LayerParseError`.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            data = fh.read()
+    except FileNotFoundError:
+        return Layer(name, path, False, [], {}, [])
+    except IsADirectoryError:
+        raise LayerParseError(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise LayerParseError(path, f"cannot read the file ({exc.strerror})") from None
+    items = _parse_json_list(path, data)
+    # A NUL can only be written escaped in valid JSON: scan the entries for one only
+    # when the escape appears somewhere in the file (one fast search).
+    entries, problems = _collect_entries(
+        path.name, name, items, check_nul=b"\\u0000" in data
+    )
+    return Layer(
+        name=name,
+        path=path,
+        exists=True,
+        items=items,
+        entries=entries,
+        problems=problems,
+        style=detect_style(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        mtime_ns=info.st_mtime_ns,
+        size=info.st_size,
+    )
+
+
+def load_legacy_file(path: str | os.PathLike[str]) -> Layer:
+    """Read a single-file (pre-split) registry; duplicate names: the last one wins."""
+    return read_layer(path, LEGACY)
