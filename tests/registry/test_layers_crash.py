@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from registry import layers
-from registry.layers import files as layers_files
 from registry.layers import (
     CURATED_FILE,
     DISCOVERED_FILE,
@@ -27,6 +25,7 @@ from registry.layers import (
     registry_lock,
     write_layer_entries,
 )
+from registry.layers import files as layers_files
 from tests.registry.test_layers import curated_entry, make_registry, sample_entry
 
 TRIALS = 40
