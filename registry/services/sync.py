@@ -223,6 +223,7 @@ def _sync(
 def _apply(
     registry: layers.Registry, actor: Actor, action: ActionLog | None
 ) -> SyncResult:
+    """Bring the rows in line with *registry*: create, update, delete, record history."""
     now = timezone.now()
     result = SyncResult(migrated=registry.migrated)
     result.problems = [
@@ -230,14 +231,34 @@ def _apply(
         for p in registry.problems
         if getattr(p, "skipped", True)
     ]
-    patterns = test_patterns()
     existing = {
         name: (pk, fingerprint, testing, installed)
         for name, pk, fingerprint, testing, installed in ModelEntry.objects.values_list(
             "name", "pk", "fingerprint", "testing", "installed"
         )
     }
-    first_sync = not existing
+    to_create, changed_fields = _compare(registry, existing, result, now)
+    result.removed = [name for name in existing if name not in registry.entries]
+    user_name = actor.name if action is not None else ""
+    history = _update_rows(changed_fields, now, action, user_name)
+    history += _create_rows(to_create, not existing, now, action, user_name)
+    history += _delete_rows(result.removed, now, action, user_name)
+    if history:
+        EntryChange.objects.bulk_create(history, batch_size=500)
+        result.history_ids = [h.pk for h in history if h.pk]
+    return result
+
+
+def _compare(
+    registry: layers.Registry, existing: dict, result: SyncResult, now
+) -> tuple[list[ModelEntry], dict[str, dict]]:
+    """New rows to create and ``name -> column values`` of rows to update.
+
+    Fills ``result.added`` / ``changed`` / ``unchanged``. An entry whose raw content
+    is unchanged (same fingerprint) is only re-denormalised when an
+    environment-derived column moved (testing patterns, files appearing on disk).
+    """
+    patterns = test_patterns()
     to_create: list[ModelEntry] = []
     changed_fields: dict[str, dict] = {}
     caps_cache: dict = {}
@@ -252,10 +273,10 @@ def _apply(
             )
             result.added.append(name)
             continue
-        pk, fingerprint, testing, installed = current
+        _pk, fingerprint, testing, installed = current
         if fingerprint == merged_entry.fingerprint:
-            # Same raw content: only the environment-derived columns can move (testing
-            # patterns, files appearing on disk). Checked without denormalising.
+            result.unchanged += 1
+            # Checked without denormalising the whole entry.
             peek = {
                 key: _merged_value(merged_entry, key)
                 for key in ("metadata", "backend_config", "download_path")
@@ -263,11 +284,9 @@ def _apply(
             new_testing = normalize.is_testing(name, peek["metadata"], patterns)
             new_installed = _installed(peek, installed)
             if new_testing == testing and new_installed == installed:
-                result.unchanged += 1
                 continue
             fields = entry_fields(merged_entry, patterns, now, caps_cache)
             changed_fields[name] = {**fields, "installed": new_installed}
-            result.unchanged += 1
             continue
         fields = entry_fields(merged_entry, patterns, now, caps_cache)
         changed_fields[name] = {
@@ -275,67 +294,91 @@ def _apply(
             "installed": _installed(merged_entry.merged, installed),
         }
         result.changed.append(name)
-    gone = [name for name in existing if name not in registry.entries]
-    result.removed = gone
+    return to_create, changed_fields
 
+
+def _update_row(
+    row: ModelEntry, fields: dict, now, action: ActionLog | None, user_name: str
+) -> list[EntryChange]:
+    """Apply new column values to one mirror row (the caller saves it).
+
+    The one place a mirror row changes: a sync's bulk update and a spliced write
+    (:func:`record_entry_write`) both call it, so the two cannot drift apart.
+    Returns the (unsaved) history of the layers whose raw content changed.
+    """
     history: list[EntryChange] = []
-    user_name = actor.name if action is not None else ""
-    if changed_fields:
-        rows = ModelEntry.objects.in_bulk(list(changed_fields), field_name="name")
-        for name, fields in changed_fields.items():
-            row = rows[name]
-            if row.fingerprint != fields["fingerprint"]:
-                history.extend(
-                    _history(
-                        row,
-                        row.curated_raw,
-                        row.discovered_raw,
-                        fields,
-                        now,
-                        action,
-                        user_name,
-                    )
-                )
-            for key, value in fields.items():
-                setattr(row, key, value)
-            row.version += 1
-        ModelEntry.objects.bulk_update(
-            list(rows.values()),
-            [*SYNCED_FIELDS, "installed", "version"],
-            batch_size=500,
+    if row.fingerprint != fields["fingerprint"]:
+        history = _history(
+            row, row.curated_raw, row.discovered_raw, fields, now, action, user_name
         )
-    if to_create:
-        ModelEntry.objects.bulk_create(to_create, batch_size=500)
-        if not first_sync:
-            created = ModelEntry.objects.in_bulk(
-                [e.name for e in to_create], field_name="name"
-            )
-            for entry in created.values():
-                history.extend(
-                    _history(
-                        entry, None, None, _raw_fields(entry), now, action, user_name
-                    )
-                )
-    if gone:
-        for old in ModelEntry.objects.filter(name__in=gone).values(
-            "name", "curated_raw", "discovered_raw"
-        ):
-            history.extend(
-                _history(
-                    ModelEntry(name=old["name"]),
-                    old["curated_raw"],
-                    old["discovered_raw"],
-                    {"curated_raw": None, "discovered_raw": None},
-                    now,
-                    action,
-                    user_name,
-                )
-            )
-        ModelEntry.objects.filter(name__in=gone).delete()
-    if history:
-        EntryChange.objects.bulk_create(history, batch_size=500)
-        result.history_ids = [h.pk for h in history if h.pk]
-    return result
+    for key, value in fields.items():
+        setattr(row, key, value)
+    row.version += 1
+    return history
+
+
+#: Every column :func:`_update_row` may change.
+MIRROR_UPDATE_FIELDS = [*SYNCED_FIELDS, "installed", "version"]
+
+
+def _update_rows(
+    changed_fields: dict[str, dict], now, action: ActionLog | None, user_name: str
+) -> list[EntryChange]:
+    if not changed_fields:
+        return []
+    rows = ModelEntry.objects.in_bulk(list(changed_fields), field_name="name")
+    history: list[EntryChange] = []
+    for name, fields in changed_fields.items():
+        history += _update_row(rows[name], fields, now, action, user_name)
+    ModelEntry.objects.bulk_update(
+        list(rows.values()), MIRROR_UPDATE_FIELDS, batch_size=500
+    )
+    return history
+
+
+def _create_rows(
+    to_create: list[ModelEntry],
+    first_sync: bool,
+    now,
+    action: ActionLog | None,
+    user_name: str,
+) -> list[EntryChange]:
+    """Insert new rows; after the first sync each one gets an "added" history row."""
+    if not to_create:
+        return []
+    ModelEntry.objects.bulk_create(to_create, batch_size=500)
+    if first_sync:
+        return []
+    created = ModelEntry.objects.in_bulk([e.name for e in to_create], field_name="name")
+    history: list[EntryChange] = []
+    for entry in created.values():
+        history += _history(
+            entry, None, None, _raw_fields(entry), now, action, user_name
+        )
+    return history
+
+
+def _delete_rows(
+    gone: list[str], now, action: ActionLog | None, user_name: str
+) -> list[EntryChange]:
+    """Delete rows whose entry left both layers; their history keeps the name."""
+    if not gone:
+        return []
+    history: list[EntryChange] = []
+    for old in ModelEntry.objects.filter(name__in=gone).values(
+        "name", "curated_raw", "discovered_raw"
+    ):
+        history += _history(
+            ModelEntry(name=old["name"]),
+            old["curated_raw"],
+            old["discovered_raw"],
+            {"curated_raw": None, "discovered_raw": None},
+            now,
+            action,
+            user_name,
+        )
+    ModelEntry.objects.filter(name__in=gone).delete()
+    return history
 
 
 def _raw_fields(entry: ModelEntry) -> dict:
@@ -662,23 +705,13 @@ def record_entry_write(
     entry = spliced.entry
     with transaction.atomic():
         if row.fingerprint != entry.fingerprint:
-            fields = entry_fields(entry, test_patterns(), now)
-            history = _history(
-                row,
-                row.curated_raw,
-                row.discovered_raw,
-                fields,
-                now,
-                action,
-                actor.name if action is not None else "",
-            )
-            for key, value in fields.items():
-                setattr(row, key, value)
-            row.installed = _installed(entry.merged, row.installed)
-            row.version += 1
-            ModelEntry.objects.bulk_update(
-                [row], [*SYNCED_FIELDS, "installed", "version"]
-            )
+            fields = {
+                **entry_fields(entry, test_patterns(), now),
+                "installed": _installed(entry.merged, row.installed),
+            }
+            user_name = actor.name if action is not None else ""
+            history = _update_row(row, fields, now, action, user_name)
+            ModelEntry.objects.bulk_update([row], MIRROR_UPDATE_FIELDS)
             if history:
                 EntryChange.objects.bulk_create(history)
                 result.history_ids = [h.pk for h in history if h.pk]
