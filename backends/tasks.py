@@ -15,13 +15,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from registry.audit import Actor
-from registry.jobs import JobFailed, enqueue
+from registry.choices import JobKind
+from registry.jobs import JobFailed, JobSpec, enqueue
 from registry.models import Job, ModelEntry
 
 from .vllm import service
 
-ACTIVATE_TASK = "backends.tasks.activate_job"
-STOP_TASK = "backends.tasks.stop_job"
 RECONCILE_TASK = "backends.tasks.reconcile_vllm"
 RECONCILE_SCHEDULE = "vllm-reconcile"
 
@@ -38,24 +37,20 @@ def enqueue_activation(entry: ModelEntry, actor: Actor) -> Job:
     """Queue an activation job (``JobConflict`` if one is already live for the entry)."""
     queue = service.vllm_queue()
     return enqueue(
-        "activate",
-        ACTIVATE_TASK,
+        JobKind.ACTIVATE,
         actor=actor,
         entry=entry,
         message=_queued(f"Queued: activate {entry.name}", queue),
-        queue=queue,
     )
 
 
 def enqueue_stop(actor: Actor, *, name: str = "") -> Job:
     queue = service.vllm_queue()
     return enqueue(
-        "stop",
-        STOP_TASK,
+        JobKind.STOP,
         actor=actor,
         entry_name=name,
         message=_queued("Queued: stop vLLM", queue),
-        queue=queue,
     )
 
 
@@ -88,6 +83,17 @@ def stop_job(job: Job) -> dict:
         "activation": act.pk,
         "exit_code": act.exit_code,
     }
+
+
+def _vllm_queue() -> str:
+    return service.vllm_queue()
+
+
+#: The job kinds this app runs; ``BackendsConfig.ready()`` registers them.
+JOB_SPECS = (
+    JobSpec(JobKind.ACTIVATE, activate_job, "backends.control_backend", _vllm_queue),
+    JobSpec(JobKind.STOP, stop_job, "backends.control_backend", _vllm_queue),
+)
 
 
 def reconcile_vllm() -> dict:

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from registry import hashing
         from registry.audit import Actor
+        from registry.choices import JobKind, JobStatus
         from registry.jobs import enqueue, run_job
         from registry.models import Job, ModelEntry
         from registry.services import verify
@@ -88,16 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         def job():
             with transaction.atomic():
                 j = enqueue(
-                    "verify",
-                    "registry.services.verify.verify_job",
+                    JobKind.VERIFY,
                     actor=actor,
                     entry=ModelEntry.objects.get(name=name),
                 )
-            run_job(
-                j.pk, "registry.services.verify.verify_job"
-            )  # what a qcluster worker runs
+            run_job(j.pk)  # what a qcluster worker runs
             j = Job.objects.get(pk=j.pk)
-            assert j.status == "succeeded", j.error
+            assert j.status == JobStatus.SUCCEEDED, j.error
             return j.result["aggregate_sha256"]
 
         rows = []

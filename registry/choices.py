@@ -62,6 +62,32 @@ class JobStatus(models.TextChoices):
     def terminal(cls) -> tuple[str, ...]:
         return (cls.SUCCEEDED, cls.FAILED, cls.CANCELLED)
 
+    @classmethod
+    def live(cls) -> tuple[str, ...]:
+        return (cls.QUEUED, cls.RUNNING)
+
+
+class JobKind(models.TextChoices):
+    """What a ``Job`` does. Each kind has one ``registry.jobs.JobSpec`` (function,
+    queue, cancel permission): registry's own are registered by ``registry.apps``,
+    ACTIVATE and STOP by the backends app."""
+
+    SYNC = "sync", "Sync"
+    VERIFY = "verify", "Verify"  # also verify-then-lock (``params["then_lock"]``)
+    ACTIVATE = "activate", "Activate"
+    STOP = "stop", "Stop"
+
+
+class LockRequestStatus(models.TextChoices):
+    """What became of a front end's "lock this entry" (``verify.request_lock``)."""
+
+    LOCKED = "locked", "Locked"
+    QUEUED = "queued", "Verify-then-lock job queued"
+    ALREADY_LOCKED = "already_locked", "Already locked"
+    BUSY = "busy", "A verify job is running"
+    NOT_APPLICABLE = "not_applicable", "No local files"
+    FAILED = "failed", "Failed"
+
 
 BACKEND_CHOICES = [
     "vllm",

@@ -1,28 +1,102 @@
 """Background jobs: a ``Job`` row the UI polls, transported by django-q2.
 
-``enqueue()`` saves the row and hands ``run_job(job_id, func_path)`` to django-q2
-once the transaction commits. ``run_job`` marks the job running, calls the task
-function with the job, and records the result or the failure. Task functions
-report with ``progress()`` and ``log()``; raising ``JobFailed`` fails the job with
-a user-facing message.
+Every kind of job is described once, by a :class:`JobSpec` in one table (NetBox's
+``JobRunner``, as data): the task function, the queue its workers read, and the
+permission that may cancel it. Registry's kinds are registered by
+``registry.apps``; an app that adds kinds registers them from its own ``ready()``
+(``backends`` does, so registry never imports backends)::
+
+    register(JobSpec(JobKind.VERIFY, verify_job, "registry.verify_entry"))
+    job = enqueue(JobKind.VERIFY, actor=actor, entry=entry)
+
+``enqueue()`` saves the row and hands ``run_job(job_id)`` to django-q2 once the
+transaction commits. ``run_job`` marks the job running, calls its kind's function
+with the job, and records the result or the failure. Task functions report with
+``progress()`` and ``log()``; raising ``JobFailed`` fails the job with a user-facing
+message.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from .choices import JobStatus
+from .choices import JobKind, JobStatus
 from .models import Job, ModelEntry
 
 logger = logging.getLogger(__name__)
 
 MAX_LOG_LINES = 500
+TASK = "registry.jobs.run_job"  # the django-q2 entry point; keep it stable
+#: Who may cancel a job whose kind is not registered (a leftover of a removed app).
+DEFAULT_CANCEL_PERMISSION = "registry.sync_registry"
+OLD_STYLE_TASK_MESSAGE = (
+    "This job was queued by an earlier version of the console and cannot run; "
+    "start it again."
+)
+
+
+def site_queue() -> str:
+    """The default queue: empty, i.e. the django-q2 cluster of the enqueuing site."""
+    return ""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """How one kind of job runs.
+
+    ``func(job)`` runs in a qcluster worker and returns a small dict (``Job.result``);
+    ``queue()`` names the django-q2 cluster whose workers should run it (e.g. the GPU
+    host's), read when the job is enqueued; ``cancel_permission`` is what a web user
+    needs to cancel it.
+    """
+
+    kind: str  # a JobKind value
+    func: Callable[[Job], dict | None]
+    cancel_permission: str
+    queue: Callable[[], str] = site_queue
+
+
+_SPECS: dict[str, JobSpec] = {}
+
+
+def register(spec: JobSpec, *, replace: bool = False) -> JobSpec | None:
+    """Add *spec* to the table; returns the spec it replaced (``replace=True``) or None.
+
+    Registering a different spec for a kind that has one is a configuration error
+    unless *replace* is set (tests use it to wrap a kind's function).
+    """
+    old = _SPECS.get(spec.kind)
+    if old is not None and old != spec and not replace:
+        raise ImproperlyConfigured(f"Job kind {spec.kind!r} is already registered")
+    _SPECS[spec.kind] = spec
+    return old
+
+
+def unregister(kind: str) -> None:
+    _SPECS.pop(kind, None)
+
+
+def spec_for(kind: str) -> JobSpec:
+    """The spec of *kind*; ``ImproperlyConfigured`` when no app registered it."""
+    try:
+        return _SPECS[kind]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"No job spec is registered for kind {kind!r} (is its app installed?)"
+        ) from None
+
+
+def cancel_permission(kind: str) -> str:
+    spec = _SPECS.get(kind)
+    return spec.cancel_permission if spec else DEFAULT_CANCEL_PERMISSION
 
 
 class JobConflict(Exception):
@@ -41,27 +115,37 @@ class JobCancelled(Exception):
     """Raised by a task function that noticed its job was cancelled."""
 
 
+def live_job(kind: str, entry_name: str) -> Job | None:
+    """The queued or running job of *kind* for *entry_name* (there is at most one)."""
+    return (
+        Job.objects.filter(
+            kind=kind, entry_name=entry_name, status__in=JobStatus.live()
+        )
+        .order_by("-created")
+        .first()
+    )
+
+
 def enqueue(
-    kind: str,
-    func_path: str,
+    kind: JobKind,
     *,
     actor,
     entry: ModelEntry | None = None,
     entry_name: str = "",
     params: dict | None = None,
     message: str = "Queued",
-    queue: str = "",
 ) -> Job:
-    """Create a queued job and schedule ``func_path(job)`` on the task queue.
+    """Create a queued job of *kind* and schedule it on its spec's queue.
 
-    ``queue`` names the django-q2 cluster (queue) whose workers should run it, e.g.
-    the GPU host's for vLLM activation; empty = the site's own queue.
+    Raises :class:`JobConflict` when a job of the same kind is live for the entry
+    (the database's one-live-job-per-kind-and-entry constraint).
     """
+    spec = spec_for(kind)
     name = entry_name or (entry.name if entry else "")
     try:
         with transaction.atomic():
             job = Job.objects.create(
-                kind=kind,
+                kind=spec.kind,
                 status=JobStatus.QUEUED,
                 message=message,
                 user=actor.user,
@@ -72,23 +156,18 @@ def enqueue(
                 params=params or {},
             )
     except IntegrityError:
-        existing = (
-            Job.objects.filter(
-                kind=kind,
-                entry_name=name,
-                status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-            )
-            .order_by("-created")
-            .first()
-        )
+        existing = live_job(spec.kind, name)
         who = f" by {existing.user_name}" if existing and existing.user_name else ""
         target = f" for {name}" if name else ""
-        raise JobConflict(existing, f"A {kind} job is already running{target}{who}.")
-    transaction.on_commit(lambda: _submit(job.pk, func_path, queue))
+        raise JobConflict(
+            existing, f"A {spec.kind} job is already running{target}{who}."
+        )
+    queue = spec.queue()
+    transaction.on_commit(lambda: _submit(job.pk, queue))
     return job
 
 
-def _submit(job_id: int, func_path: str, queue: str = "") -> None:
+def _submit(job_id: int, queue: str = "") -> None:
     from django_q.tasks import async_task
 
     job = Job.objects.get(pk=job_id)
@@ -96,13 +175,7 @@ def _submit(job_id: int, func_path: str, queue: str = "") -> None:
     # process's own queue, which is what single-queue sites have always done.
     routing = {"cluster": queue} if queue else {}
     try:
-        task_id = async_task(
-            "registry.jobs.run_job",
-            job_id,
-            func_path,
-            task_name=f"{job.kind}-{job_id}",
-            **routing,
-        )
+        task_id = async_task(TASK, job_id, task_name=f"{job.kind}-{job_id}", **routing)
     except (
         Exception
     ) as exc:  # broker down: fail the job visibly instead of leaving it queued
@@ -113,8 +186,13 @@ def _submit(job_id: int, func_path: str, queue: str = "") -> None:
         Job.objects.filter(pk=job_id, task_id="").update(task_id=task_id[:64])
 
 
-def run_job(job_id: int, func_path: str):
-    """django-q2 entry point: run one job's function and record the outcome."""
+def run_job(job_id: int, *old_style_args: str):
+    """django-q2 entry point: run one job's function and record the outcome.
+
+    The function comes from the spec of ``job.kind``. A task queued before typed
+    jobs also passed a dotted function path: such a job is failed with a message
+    (start it again) instead of running something it may no longer mean.
+    """
     job = Job.objects.get(pk=job_id)
     if job.is_terminal:
         return None
@@ -126,8 +204,12 @@ def run_job(job_id: int, func_path: str):
         return None
     job.refresh_from_db()
     try:
-        func = import_string(func_path)
-        result = func(job)
+        if old_style_args:
+            raise JobFailed(OLD_STYLE_TASK_MESSAGE)
+        spec = _SPECS.get(job.kind)
+        if spec is None:
+            raise JobFailed(f"No job spec is registered for kind {job.kind!r}.")
+        result = spec.func(job)
     except JobFailed as exc:
         finish(job, JobStatus.FAILED, error=str(exc))
     except JobCancelled as exc:
@@ -160,7 +242,9 @@ def finish(
     job.message = (
         message
         or error
-        or {"succeeded": "Done", "cancelled": "Cancelled"}.get(status, status)
+        or {JobStatus.SUCCEEDED: "Done", JobStatus.CANCELLED: "Cancelled"}.get(
+            status, status
+        )
     )
     job.save(
         update_fields=["status", "finished", "error", "result", "progress", "message"]
@@ -199,10 +283,20 @@ def is_cancel_requested(job: Job) -> bool:
 
 def cancel(job: Job) -> bool:
     """Ask a live job to stop; task functions check ``is_cancel_requested``."""
-    changed = Job.objects.filter(
-        pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
-    ).update(status=JobStatus.CANCELLED, finished=timezone.now(), message="Cancelled")
+    changed = Job.objects.filter(pk=job.pk, status__in=JobStatus.live()).update(
+        status=JobStatus.CANCELLED, finished=timezone.now(), message="Cancelled"
+    )
     return changed == 1
+
+
+def request_cancel(job: Job, actor) -> bool:
+    """Cancel *job* for *actor*, who needs its kind's cancel permission.
+
+    Raises ``PermissionDenied`` otherwise; returns whether the job was still live.
+    """
+    if not actor.may(cancel_permission(job.kind)):
+        raise PermissionDenied("You may not cancel this job.")
+    return cancel(job)
 
 
 def mark_stale_jobs(

@@ -194,7 +194,7 @@ class Job(models.Model):
             # One live job of a kind per entry: a second verify of the same model is refused.
             models.UniqueConstraint(
                 fields=["kind", "entry_name"],
-                condition=Q(status__in=["queued", "running"]),
+                condition=Q(status__in=JobStatus.live()),
                 name="one_live_job_per_kind_and_entry",
             )
         ]

@@ -3,11 +3,10 @@
 * :func:`sync_registry_task`: the schedule's task (``ensure_sync_schedule`` creates
   it). Implicit: it writes an audit row only when something changed, so a
   once-a-minute schedule does not flood the action log with "no change" rows.
-* :func:`sync_job`: a ``registry.jobs`` job function for a Reload button that wants a
-  polled job instead of a synchronous call::
+* :func:`sync_job`: the task function of ``JobKind.SYNC`` jobs, for a Reload button
+  that wants a polled job instead of a synchronous call::
 
-      job = enqueue("sync", "registry.tasks.sync_job", actor=actor,
-                    params={"force": True})
+      job = enqueue(JobKind.SYNC, actor=actor, params={"force": True})
 """
 
 from __future__ import annotations
@@ -101,6 +100,7 @@ def request_sync(actor: Actor, *, force: bool = False, explicit: bool = True):
     """
     from django.conf import settings
 
+    from .choices import JobKind
     from .jobs import JobConflict, enqueue
     from .services import sync
 
@@ -110,8 +110,7 @@ def request_sync(actor: Actor, *, force: bool = False, explicit: bool = True):
         return sync.sync_registry(actor, force=force, explicit=explicit), None
     try:
         job = enqueue(
-            "sync",
-            "registry.tasks.sync_job",
+            JobKind.SYNC,
             actor=actor,
             params={"force": force, "explicit": explicit},
             message="Reading the registry files",

@@ -11,6 +11,10 @@ Outputs and exit codes follow the original (reference 6.2):
   2 for a lock violation, with ``Lock violation: ...`` on stderr.
   Progress goes to stderr when stderr is a terminal.
 * ``lock`` prints ``Locked NAME``; ``unlock`` prints ``Unlocked NAME``; 1 when unknown.
+  ``lock`` follows the drawer's rule (``verify.request_lock``): refused (1) while a
+  verify job of the entry runs; with ``--set-expected``, an entry already locked with
+  an expected hash is left alone (exit 0, a note on stderr) and an Ollama tag is
+  refused (1).
 """
 
 from __future__ import annotations
@@ -131,21 +135,32 @@ def cmd_verify(args) -> int:
 
 
 def cmd_lock(args) -> int:
+    """The same rule as the drawer's Lock (``verify.request_lock``), run inline."""
+    from registry.choices import LockRequestStatus
     from registry.services import verify as svc
 
     name = args.name.strip()
     meter = _progress(name) if args.set_expected else None
     try:
-        outcome = svc.lock(
-            name, _actor(), set_expected=args.set_expected, on_progress=meter
+        result = svc.request_lock(
+            name,
+            _actor(),
+            set_expected=args.set_expected,
+            background=False,
+            on_progress=meter,
         )
-    except (svc.EntryNotFound, svc.VerifyError) as exc:
+    finally:
         _close(meter)
-        _err(str(exc))
+    if result.error:
+        _err(result.message)
         return EXIT_ERROR
-    _close(meter)
-    if outcome.action is not None and (outcome.action.details or {}).get("no_change"):
-        _err(outcome.message)
+    outcome = result.outcome
+    if result.status == LockRequestStatus.ALREADY_LOCKED or (
+        outcome is not None
+        and outcome.action is not None
+        and (outcome.action.details or {}).get("no_change")
+    ):
+        _err(outcome.message if outcome is not None else result.message)
     print(f"Locked {name}")
     return EXIT_OK
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django import template
 from django.utils import timezone
 
-from registry.choices import JobStatus
+from registry.choices import JobKind, JobStatus
 from registry.models import Job, ModelEntry
 from registry.services.verify import (
     NOT_APPLICABLE_MESSAGE,
@@ -24,7 +24,7 @@ RECENT_JOB = timedelta(minutes=15)
 
 def _recent_job(entry: ModelEntry) -> Job | None:
     job = (
-        Job.objects.filter(kind="verify", entry_name=entry.name)
+        Job.objects.filter(kind=JobKind.VERIFY, entry_name=entry.name)
         .order_by("-created")
         .first()
     )
@@ -40,7 +40,7 @@ def verify_panel(entry: ModelEntry) -> dict:
     """Buttons' availability (with reasons), the lock gate, the last job, CLI equivalents."""
     has_files = entry.has_local_files
     job = _recent_job(entry)
-    busy = job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+    busy = job is not None and job.status in JobStatus.live()
     expected = entry.expected_sha256 or ""
     actual = entry.aggregate_sha256 or ""
     if not has_files:

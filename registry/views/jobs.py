@@ -5,21 +5,13 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
+from ..audit import Actor
+from ..jobs import request_cancel
 from ..models import Job
-
-JOB_CONTROL_PERMS = {
-    "verify": "registry.verify_entry",
-    "lock": "registry.lock_entry",
-    "sync": "registry.sync_registry",
-    "import": "registry.import_entry",
-    "activate": "backends.control_backend",
-    "stop": "backends.control_backend",
-}
 
 
 @require_GET
@@ -50,14 +42,11 @@ def job_status(request, pk: int):
 
 @require_POST
 @login_required
+@permission_required("registry.view_job", raise_exception=True)
 def job_cancel(request, pk: int):
-    from ..jobs import cancel
-
+    """Cancel a live job; its kind's spec names the permission (``jobs.request_cancel``)."""
     job = get_object_or_404(Job, pk=pk)
-    perm = JOB_CONTROL_PERMS.get(job.kind, "registry.sync_registry")
-    if not request.user.has_perm(perm):
-        raise PermissionDenied("You may not cancel this job.")
-    cancel(job)
+    request_cancel(job, Actor.from_request(request))
     if request.htmx:
         return render(
             request, "registry/_job_status.html", {"job": Job.objects.get(pk=pk)}

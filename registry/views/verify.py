@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -23,14 +22,12 @@ from django.views.decorators.http import require_GET, require_POST
 from .. import layers
 from ..audit import Actor
 from ..choices import JobStatus
-from ..jobs import JobConflict, enqueue
 from ..models import Job, ModelEntry
 from ..services.verify import (
-    NOT_APPLICABLE_MESSAGE,
     EntryNotFound,
     VerifyError,
-    lock,
-    needs_verify_before_lock,
+    request_lock,
+    request_verify,
     unlock,
 )
 
@@ -38,32 +35,10 @@ PANEL_TEMPLATE = "registry/drawer_verify.html"
 JOB_PARTIAL = "registry/drawer_verify.html#verify-job"
 
 
-def _require(request, *perms: str) -> None:
-    if not all(request.user.has_perm(p) for p in perms):
-        raise PermissionDenied("Your role may not do that.")
-
-
 def entry_changed(response: HttpResponse, entry: ModelEntry) -> HttpResponse:
     """Tell the page (htmx) that this entry's row and drawer should refresh."""
     response["HX-Trigger"] = json.dumps({"entryChanged": {"pk": entry.pk}})
     return response
-
-
-def _live_job(entry: ModelEntry) -> Job | None:
-    return (
-        Job.objects.filter(
-            kind="verify",
-            entry_name=entry.name,
-            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-        )
-        .order_by("-created")
-        .first()
-    )
-
-
-def _busy_message(job: Job) -> str:
-    who = f" by {job.user_name}" if job.user_name else ""
-    return f"A verify job is already running for {job.entry_name}{who}."
 
 
 def _refuse(request, entry: ModelEntry, message: str, job: Job | None = None):
@@ -112,95 +87,40 @@ def _panel_response(
 
 @require_POST
 @login_required
+@permission_required("registry.verify_entry", raise_exception=True)
 def entry_verify(request, pk: int):
     """Queue a verify job for the entry; refuse a second one while it runs."""
-    _require(request, "registry.verify_entry")
     entry = get_object_or_404(ModelEntry, pk=pk)
-    if not entry.has_local_files:
-        return _refuse(request, entry, NOT_APPLICABLE_MESSAGE)
-    try:
-        job = enqueue(
-            "verify",
-            "registry.services.verify.verify_job",
-            actor=Actor.from_request(request),
-            entry=entry,
-            message=f"Queued: verify {entry.name}",
-        )
-    except JobConflict as exc:
-        existing = exc.existing
-        text = _busy_message(existing) if existing else str(exc)
-        return _refuse(request, entry, text, existing)
-    return _job_response(request, entry, job, f"Verifying {entry.name}…")
+    result = request_verify(entry, Actor.from_request(request))
+    if result.refusal:
+        return _refuse(request, entry, result.refusal, result.job)
+    return _job_response(request, entry, result.job, f"Verifying {entry.name}…")
 
 
 @require_POST
 @login_required
+@permission_required("registry.lock_entry", raise_exception=True)
 def entry_lock(request, pk: int):
-    """Lock with the expected hash; without a current verify, queue verify-then-lock.
-
-    htmx gets the re-rendered drawer slot either way (it shows the job while it runs).
-    """
-    _require(request, "registry.lock_entry")
+    """Lock with the expected hash; without a current verify, queue verify-then-lock
+    (``verify.request_lock`` decides). htmx gets the re-rendered drawer slot either
+    way (it shows the job while it runs)."""
     entry = get_object_or_404(ModelEntry, pk=pk)
-    live = _live_job(entry)
-    if live is not None:
-        return _panel_response(
-            request, entry, _busy_message(live), error=True, changed=False, job=live
-        )
-    if entry.locked and entry.expected_sha256:
-        return _panel_response(
-            request, entry, f"{entry.name} is already locked.", changed=False
-        )
-    if not entry.has_local_files:
-        return _panel_response(
-            request,
-            entry,
-            "Lock does not apply to Ollama tags (no local files)",
-            error=True,
-            changed=False,
-        )
-    actor = Actor.from_request(request)
-    if needs_verify_before_lock(entry):
-        _require(request, "registry.verify_entry")
-        try:
-            job = enqueue(
-                "verify",
-                "registry.services.verify.lock_job",
-                actor=actor,
-                entry=entry,
-                params={"set_expected": True},
-                message=f"Queued: verify, then lock {entry.name}",
-            )
-        except JobConflict as exc:
-            existing = exc.existing
-            text = _busy_message(existing) if existing else str(exc)
-            return _panel_response(
-                request, entry, text, error=True, changed=False, job=existing
-            )
-        job.refresh_from_db()  # inline task runners may have finished it already
-        if job.status == JobStatus.FAILED:
-            return _panel_response(
-                request, entry, job.error or job.message, error=True, job=job
-            )
-        done = job.is_terminal
-        text = (
-            job.message
-            if done
-            else f"Verifying {entry.name}; it is locked when the hash is recorded."
-        )
-        return _panel_response(request, entry, text, changed=done, job=job)
-    try:
-        outcome = lock(entry.name, actor, set_expected=True)
-    except (VerifyError, EntryNotFound, layers.RegistryError) as exc:
-        return _panel_response(request, entry, str(exc), error=True)
-    return _panel_response(request, entry, outcome.message)
+    result = request_lock(entry, Actor.from_request(request))
+    return _panel_response(
+        request,
+        entry,
+        result.message,
+        error=result.error,
+        changed=result.changed,
+        job=result.job,
+    )
 
 
 @require_POST
 @login_required
+@permission_required("registry.lock_entry", raise_exception=True)
 def entry_unlock(request, pk: int):
     """Unlock (the expected hash is kept)."""
-    _require(request, "registry.lock_entry")
     entry = get_object_or_404(ModelEntry, pk=pk)
     try:
         outcome = unlock(entry.name, Actor.from_request(request))
@@ -211,8 +131,8 @@ def entry_unlock(request, pk: int):
 
 @require_GET
 @login_required
+@permission_required("registry.view_modelentry", raise_exception=True)
 def entry_verify_panel(request, pk: int):
     """The drawer's hash/lock slot alone (re-fetched on ``entryChanged``)."""
-    _require(request, "registry.view_modelentry")
     entry = get_object_or_404(ModelEntry, pk=pk)
     return render(request, PANEL_TEMPLATE, {"entry": entry})

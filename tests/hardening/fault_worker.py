@@ -54,13 +54,13 @@ def main(argv: list[str]) -> int:
     if command == "enqueue-verify":
         from django.db import transaction
 
+        from registry.choices import JobKind
         from registry.jobs import enqueue
         from registry.models import ModelEntry
 
         with transaction.atomic():
             job = enqueue(
-                "verify",
-                "registry.services.verify.verify_job",
+                JobKind.VERIFY,
                 actor=actor,
                 entry=ModelEntry.objects.get(name=arg),
             )

@@ -18,11 +18,9 @@ queue. Six activation jobs and a verify job are queued at once (fake vLLM server
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -41,29 +39,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 JOBS = 6
 
 
-def tagged_verify_job(job):
-    """The real verify task, plus a note saying which host's worker ran it.
-
-    Runs inside the qcluster processes (``registry.jobs.run_job`` imports it by path).
-    """
-    from registry.services.verify import verify_job
-
-    tag_dir = Path(os.environ["GPU_QUEUE_TAG_DIR"])
-    (tag_dir / f"{job.pk}.{os.environ['IMAGEWORKS_HOST_NAME']}").touch()
-    return verify_job(job)
-
-
 # What the Activate button and the drawer's Verify do, from a web process.
 ENQUEUE = """
 from backends.tasks import enqueue_activation
 from registry.audit import Actor
+from registry.choices import JobKind
 from registry.jobs import enqueue
 from registry.models import ModelEntry
 entries = list(ModelEntry.objects.filter(name__startswith="gpu-queue-model-").order_by("name"))
 for entry in entries:
     enqueue_activation(entry, Actor.system("user-" + entry.name.rsplit("-", 1)[1]))
-enqueue("verify", "tests.hardening.test_gpu_queue.tagged_verify_job",
-        actor=Actor.system("verifier"), entry=entries[0], message="Queued")
+enqueue(JobKind.VERIFY, actor=Actor.system("verifier"), entry=entries[0],
+        message="Queued")
 print("ok")
 """
 
@@ -101,7 +88,15 @@ def _start(site, label: str, **extra: str) -> None:
     tmp = site["tmp"]
     site["procs"].append(
         subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            # qcluster, with a tag file per verify job saying which host ran it
+            [
+                sys.executable,
+                "-m",
+                "tests.hardening.tagged_qcluster",
+                "GPU_QUEUE_TAG_DIR",
+                "IMAGEWORKS_HOST_NAME",
+                "verify",
+            ],
             cwd=REPO,
             env={**site["env"], **extra},
             stdout=(tmp / f"qcluster-{label}.log").open("wb"),

@@ -39,19 +39,6 @@ JOBS = 6
 LIVE = ("starting", "running", "stopping")
 
 
-def tagged_activate_job(job):
-    """The real activation task, plus a note saying which qcluster ran it.
-
-    Runs inside the qcluster processes (``registry.jobs.run_job`` imports it by
-    path); keep this module importable without test-only side effects.
-    """
-    from backends.tasks import activate_job
-
-    tag_dir = Path(os.environ["TWO_WORKERS_TAG_DIR"])
-    (tag_dir / f"{job.pk}.{os.environ['TWO_WORKERS_ID']}").touch()
-    return activate_job(job)
-
-
 SETUP = """
 import hashlib
 from pathlib import Path
@@ -73,12 +60,13 @@ print("ok")
 
 ENQUEUE = """
 from registry.audit import Actor
+from registry.choices import JobKind
 from registry.jobs import enqueue
 from registry.models import ModelEntry
 for entry in ModelEntry.objects.filter(name__startswith="two-workers-model-").order_by("name"):
     i = entry.name.rsplit("-", 1)[1]
-    enqueue("activate", "tests.hardening.test_two_workers.tagged_activate_job",
-            actor=Actor.system(f"user-{i}"), entry=entry, message="Queued")
+    enqueue(JobKind.ACTIVATE, actor=Actor.system(f"user-{i}"), entry=entry,
+            message="Queued")
 print("ok")
 """
 
@@ -279,7 +267,15 @@ def test_two_qclusters_keep_one_activation_at_a_time(deployment):
     for worker in ("A", "B"):
         deployment["procs"].append(
             subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
+                # qcluster, with a tag file per activation saying which worker ran it
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.hardening.tagged_qcluster",
+                    "TWO_WORKERS_TAG_DIR",
+                    "TWO_WORKERS_ID",
+                    "activate",
+                ],
                 cwd=REPO,
                 env={**env, "TWO_WORKERS_ID": worker},
                 stdout=(tmp / f"qcluster-{worker}.log").open("wb"),

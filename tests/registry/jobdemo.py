@@ -1,6 +1,9 @@
-"""Task functions used by the job tests (importable by dotted path)."""
+"""Task functions used by the job tests, registered as job kinds of their own."""
 
-from registry.jobs import JobFailed, log, progress
+from contextlib import contextmanager
+
+from registry import jobs
+from registry.jobs import JobFailed, JobSpec, log, progress
 
 
 def succeed(job):
@@ -15,3 +18,22 @@ def fail_cleanly(job):
 
 def crash(job):
     raise RuntimeError("unexpected")
+
+
+SPECS = (
+    JobSpec("demo", succeed, "registry.sync_registry"),
+    JobSpec("demo-fail", fail_cleanly, "registry.sync_registry"),
+    JobSpec("demo-crash", crash, "registry.sync_registry"),
+)
+
+
+@contextmanager
+def demo_kinds():
+    """The demo kinds, registered for the duration of the block."""
+    for spec in SPECS:
+        jobs.register(spec)
+    try:
+        yield
+    finally:
+        for spec in SPECS:
+            jobs.unregister(spec.kind)

@@ -10,14 +10,18 @@ from registry.choices import JobStatus
 from registry.jobs import JobConflict, enqueue, mark_stale_jobs
 from registry.models import Job
 from tests.base import BaseTestCase, PermissionMatrixMixin
+from tests.registry.jobdemo import demo_kinds
 
 
 class JobTests(PermissionMatrixMixin, BaseTestCase):
-    def enqueue(self, func="tests.registry.jobdemo.succeed", **kw):
+    def setUp(self):
+        super().setUp()
+        self.enterContext(demo_kinds())
+
+    def enqueue(self, kind="demo", **kw):
         with self.captureOnCommitCallbacks(execute=True):
             job = enqueue(
-                "demo",
-                func,
+                kind,
                 actor=Actor.from_user(self.operator),
                 entry_name=kw.pop("entry_name", "m1"),
             )
@@ -35,12 +39,12 @@ class JobTests(PermissionMatrixMixin, BaseTestCase):
         self.assertIsNotNone(job.finished)
 
     def test_job_failed_gives_the_message(self):
-        job = self.enqueue("tests.registry.jobdemo.fail_cleanly")
+        job = self.enqueue("demo-fail")
         self.assertEqual(job.status, JobStatus.FAILED)
         self.assertEqual(job.error, "model files not found at /nowhere")
 
     def test_an_unexpected_exception_fails_the_job_with_a_traceback_in_its_log(self):
-        job = self.enqueue("tests.registry.jobdemo.crash")
+        job = self.enqueue("demo-crash")
         self.assertEqual(job.status, JobStatus.FAILED)
         self.assertIn("RuntimeError: unexpected", job.error)
         self.assertIn("Traceback", job.log[-1]["msg"])
@@ -54,7 +58,6 @@ class JobTests(PermissionMatrixMixin, BaseTestCase):
         ):
             enqueue(
                 "demo",
-                "tests.registry.jobdemo.succeed",
                 actor=Actor.from_user(self.operator),
                 entry_name="m1",
             )

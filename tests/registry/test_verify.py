@@ -15,7 +15,7 @@ from django.test import TestCase, TransactionTestCase, override_settings
 
 from registry import layers
 from registry.audit import Actor
-from registry.choices import JobStatus
+from registry.choices import JobKind, JobStatus
 from registry.jobs import JobConflict, enqueue
 from registry.models import ActionLog, Job, ModelEntry
 from registry.sample import write_sample_registry
@@ -316,12 +316,10 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
         self.setup_registry()
         self.actor = Actor.from_user(self.alice)
 
-    def run_job(
-        self, name: str, func: str = "registry.services.verify.verify_job", **params
-    ):
+    def run_job(self, name: str, **params):
         with self.captureOnCommitCallbacks(execute=True):
             job = enqueue(
-                "verify", func, actor=self.actor, entry=self.entry(name), params=params
+                JobKind.VERIFY, actor=self.actor, entry=self.entry(name), params=params
             )
         job.refresh_from_db()
         return job
@@ -355,9 +353,7 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
         self.assertIn("model files not found at", job.error)
 
     def test_verify_then_lock_job(self):
-        job = self.run_job(
-            FLORENCE, "registry.services.verify.lock_job", set_expected=True
-        )
+        job = self.run_job(FLORENCE, then_lock=True)
         self.assertEqual(job.status, JobStatus.SUCCEEDED, job.error)
         row = self.entry(FLORENCE)
         self.assertTrue(row.locked)
@@ -370,14 +366,12 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
 
     def test_same_entry_refused_while_one_runs_other_entries_allowed(self):
         enqueue(
-            "verify",
-            "registry.services.verify.verify_job",
+            JobKind.VERIFY,
             actor=self.actor,
             entry=self.entry(FLORENCE),
         )
         enqueue(
-            "verify",
-            "registry.services.verify.verify_job",
+            JobKind.VERIFY,
             actor=self.actor,
             entry=self.entry(SIGLIP),
         )
@@ -385,8 +379,7 @@ class VerifyJobTests(SampleRegistryMixin, TestCase):
             JobConflict, f"A verify job is already running for {FLORENCE} by alice."
         ):
             enqueue(
-                "verify",
-                "registry.services.verify.verify_job",
+                JobKind.VERIFY,
                 actor=self.actor,
                 entry=self.entry(FLORENCE),
             )
