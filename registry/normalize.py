@@ -206,7 +206,8 @@ def _sub_dict(merged: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _clean_str(value: Any) -> str:
+def clean_str(value: Any) -> str:
+    """A stored scalar as stripped text; "" for null, objects, lists and booleans."""
     if value is None or isinstance(value, Mapping | list | bool):
         return ""
     return str(value).strip()
@@ -214,12 +215,12 @@ def _clean_str(value: Any) -> str:
 
 def model_dir(merged: Mapping[str, Any]) -> str:
     """Where the weights live: ``backend_config.model_path``, else ``download_path``."""
-    path = _clean_str(_sub_dict(merged, "backend_config").get("model_path"))
+    path = clean_str(_sub_dict(merged, "backend_config").get("model_path"))
     if path:
         return path
     if not isinstance(merged, Mapping):
         return ""
-    return _clean_str(merged.get("download_path"))
+    return clean_str(merged.get("download_path"))
 
 
 # --------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ DEFAULT_PORT = 8000
 
 
 def default_backend_port(backend: Any) -> int:
-    return DEFAULT_BACKEND_PORTS.get(_clean_str(backend).lower(), DEFAULT_PORT)
+    return DEFAULT_BACKEND_PORTS.get(clean_str(backend).lower(), DEFAULT_PORT)
 
 
 def entry_port(merged: Mapping[str, Any]) -> int:
@@ -262,10 +263,10 @@ def resolve_endpoint(merged: Mapping[str, Any]) -> str:
     entry has none. The result never ends with ``/``.
     """
     cfg = _sub_dict(merged, "backend_config")
-    base_url = _clean_str(cfg.get("base_url")).rstrip("/")
+    base_url = clean_str(cfg.get("base_url")).rstrip("/")
     if base_url:
         return base_url
-    host = _clean_str(cfg.get("host"))
+    host = clean_str(cfg.get("host"))
     if host.startswith(("http://", "https://")):
         return host.rstrip("/")
     backend = merged.get("backend") if isinstance(merged, Mapping) else None
@@ -335,7 +336,7 @@ def is_testing(
     """
     if isinstance(metadata, Mapping) and metadata.get("testing") is True:
         return True
-    text = _clean_str(name)
+    text = clean_str(name)
     if not text:
         return False
     patterns = _DEFAULT_COMPILED + compile_patterns(extra_patterns)

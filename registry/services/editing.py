@@ -37,7 +37,13 @@ from ..audit import Actor
 from ..choices import Action
 from ..diffing import diff_entries, summarize
 from ..models import ModelEntry
-from .writeback import ChangeResult, change_entry
+from .writeback import (
+    ChangeResult,
+    EntryConflict,
+    change_entry,
+    current_layers,
+    explain_conflict,
+)
 
 #: Roles the original GUI offered (reference original-gui 1.3); roles in use are added.
 STANDARD_ROLES = (
@@ -215,9 +221,9 @@ def edit_form_initial(entry: ModelEntry) -> dict[str, Any]:
         "aliases": _lines(merged.get("model_aliases") or []),
         "deprecated": normalize.to_bool(merged.get("deprecated")),
         "port": _number(cfg.get("port"), integer=True),
-        "host": normalize._clean_str(cfg.get("host")),
-        "base_url": normalize._clean_str(cfg.get("base_url")),
-        "model_path": normalize._clean_str(cfg.get("model_path")),
+        "host": normalize.clean_str(cfg.get("host")),
+        "base_url": normalize.clean_str(cfg.get("base_url")),
+        "model_path": normalize.clean_str(cfg.get("model_path")),
         "extra_args": _lines(cfg.get("extra_args") or []),
         "gen_stop_sequences": _lines(gen.get("stop_sequences") or []),
         "metadata": json.dumps(metadata, indent=2, ensure_ascii=False),
@@ -590,3 +596,22 @@ def save_edit(
         message=f"Saved {entry.name}: {preview.summary}",
         details={"fingerprint": expected_fingerprint},
     )
+
+
+def check_conflict(entry: ModelEntry, fingerprint: str) -> EntryConflict | None:
+    """An ``EntryConflict`` when the files or the mirror moved past *fingerprint* (the
+    version the form was opened with); None when both still hold it. Reads the files.
+    """
+    current = current_layers(entry.name)
+    current_fp = current.fingerprint if current else layers.ABSENT_FINGERPRINT
+    if current_fp == fingerprint and entry.fingerprint == fingerprint:
+        return None
+    exc = layers.ConflictError(
+        entry.name,
+        layers.CURATED,
+        fingerprint,
+        current_fp,
+        current.curated if current else None,
+        current.discovered if current else None,
+    )
+    return explain_conflict(entry.name, layers.CURATED, exc)

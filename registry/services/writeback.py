@@ -175,7 +175,7 @@ def change_entry(
                 if expected_fingerprint is None and attempt < retries:
                     attempt += 1
                     continue
-                raise _conflict(name, layer, exc) from None
+                raise explain_conflict(name, layer, exc) from None
             break
         changes = diff_entries(before, write.after.get(name))
         audit.row.entry = ModelEntry.objects.filter(name=name).first()
@@ -260,7 +260,8 @@ def _layer_raw(current: layers.MergedEntry | None, layer: str) -> dict | None:
     return current.curated if layer == layers.CURATED else current.discovered
 
 
-def _conflict(name: str, layer: str, exc: layers.ConflictError) -> EntryConflict:
+def explain_conflict(name: str, layer: str, exc: layers.ConflictError) -> EntryConflict:
+    """The operator's view of a conflict: who changed the entry, when, and what."""
     row = ModelEntry.objects.filter(name=name).first()
     other: list[dict] = []
     if row is not None and row.fingerprint == exc.expected_fingerprint:

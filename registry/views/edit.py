@@ -42,23 +42,6 @@ def _bound_form(request, entry: ModelEntry) -> ModelEntryEditForm:
     return ModelEntryEditForm(request.POST, entry=entry)
 
 
-def _check_moved(entry: ModelEntry, fingerprint: str) -> writeback.EntryConflict | None:
-    """An ``EntryConflict`` when the files or the mirror moved past *fingerprint*."""
-    current = writeback.current_layers(entry.name)
-    current_fp = current.fingerprint if current else layers.ABSENT_FINGERPRINT
-    if current_fp == fingerprint and entry.fingerprint == fingerprint:
-        return None
-    exc = layers.ConflictError(
-        entry.name,
-        layers.CURATED,
-        fingerprint,
-        current_fp,
-        current.curated if current else None,
-        current.discovered if current else None,
-    )
-    return writeback._conflict(entry.name, layers.CURATED, exc)
-
-
 def _conflict_response(request, entry, form, conflict, mine: dict | None):
     theirs = conflict.current_curated
     context = _context(
@@ -99,7 +82,7 @@ def entry_edit_preview(request, pk: int):
     if not form.is_valid():
         return _render(request, _context(entry, form))
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
-    conflict = _check_moved(entry, form.cleaned_data["fingerprint"])
+    conflict = editing.check_conflict(entry, form.cleaned_data["fingerprint"])
     if conflict is not None:
         return _conflict_response(request, entry, form, conflict, preview.new_curated)
     return _render_preview(request, entry, form, preview)
@@ -125,7 +108,7 @@ def entry_edit_confirm(request, pk: int):
     fingerprint = form.cleaned_data["fingerprint"]
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
     if entry.fingerprint != fingerprint:
-        conflict = _check_moved(entry, fingerprint)
+        conflict = editing.check_conflict(entry, fingerprint)
         if conflict is not None:
             return _conflict_response(
                 request, entry, form, conflict, preview.new_curated
