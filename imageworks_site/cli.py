@@ -6,7 +6,7 @@ first syncs the database mirror with the JSON layer files (a cheap stat no-op wh
 nothing changed), so the CLI never answers from a stale mirror.
 
 Commands of other apps plug in through ``add_subcommands(subparsers)`` functions in
-:data:`PLUGINS`; a module that cannot be imported yet simply leaves its commands out.
+:data:`PLUGINS` (modules of installed apps: an import error fails loudly).
 A plugin command sets ``func`` (called with the parsed args, returns the exit code).
 
 Exit codes: 0 success, 1 an error the user can fix (unknown name, unreadable registry
@@ -261,18 +261,14 @@ OWN_COMMANDS = (cmd_list, cmd_show, cmd_sync, cmd_export)
 
 
 def _load_plugins(subparsers) -> list[str]:
-    """Call each available plugin's ``add_subcommands``; return the loaded names."""
-    loaded = []
+    """Call each plugin's ``add_subcommands``; return the loaded names.
+
+    Every plugin belongs to an installed app: one that cannot be imported is a bug
+    and fails here, loudly, rather than silently dropping its commands.
+    """
     for module_name in PLUGINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue  # still being built: its commands are simply absent
-        add = getattr(module, "add_subcommands", None)
-        if callable(add):
-            add(subparsers)
-            loaded.append(module_name)
-    return loaded
+        importlib.import_module(module_name).add_subcommands(subparsers)
+    return list(PLUGINS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from django_tables2 import SingleTableMixin
 
 from imageworks_site.permissions import RolePermissionRequiredMixin
 
+from ..audit import Actor
 from ..choices import Action, Layer
 from ..export import CsvExportMixin
 from ..filtersets import ActionLogFilterSet, ModelEntryFilterSet
@@ -36,6 +37,7 @@ from ..tables import (
     ModelEntryTable,
     PageSizePaginator,
 )
+from ..tasks import request_sync
 
 CARD_BACKENDS = ("vllm", "ollama", "lmdeploy")
 #: Top-level keys whose layer of origin the drawer shows.
@@ -91,13 +93,15 @@ def with_diff_lines(changes):
     return changes
 
 
+# The backends app is always installed. Its imports stay inside the functions that
+# use them, so registry's modules load without it; a broken import fails the page.
+
+
 def active_model_name() -> str:
     """The logical name of the live vLLM activation, or ""."""
-    try:
-        from backends.choices import ActivationState
-        from backends.models import Activation
-    except ImportError:  # pragma: no cover - the backends app is always installed
-        return ""
+    from backends.choices import ActivationState
+    from backends.models import Activation
+
     return (
         Activation.objects.filter(state__in=ActivationState.live())
         .values_list("logical_name", flat=True)
@@ -108,10 +112,8 @@ def active_model_name() -> str:
 
 def runtime_flags() -> dict:
     """Entry name -> {installed, active, autostart} from the last health check (1 query)."""
-    try:
-        from backends.health.checks import runtime_flags as flags
-    except ImportError:  # pragma: no cover - the backends app is always installed
-        return {}
+    from backends.health.checks import runtime_flags as flags
+
     try:
         return flags()
     except Exception:  # a broken health row must never break the Models page
@@ -121,10 +123,8 @@ def runtime_flags() -> dict:
 
 def autostart_command(name: str) -> list[str] | None:
     """The chat proxy's autostart argv for an entry (no database, no network)."""
-    try:
-        from backends.health.checks import autostart_for
-    except ImportError:  # pragma: no cover
-        return None
+    from backends.health.checks import autostart_for
+
     try:
         return autostart_for(name)
     except Exception:
@@ -139,11 +139,7 @@ def implicit_sync(request):
     (rows untouched, no audit row); anything else is logged and the page renders the
     last good mirror.
     """
-    from ..audit import Actor
-
     try:
-        from ..tasks import request_sync
-
         result, job = request_sync(Actor.from_request(request), explicit=False)
     except Exception:
         logger.exception("implicit registry sync on page load failed")
@@ -159,10 +155,8 @@ def request_active_name(request) -> str:
     The activation badge template tag (``vllm_slot``) caches ``service.status()`` on
     the request; reading the active name from the same object saves a query per page.
     """
-    try:
-        from backends.templatetags.activation import vllm_slot
-    except ImportError:  # pragma: no cover
-        return active_model_name()
+    from backends.templatetags.activation import vllm_slot
+
     slot = vllm_slot({"request": request})
     activation = getattr(slot, "activation", None)
     if activation is not None and activation.is_live:
@@ -445,44 +439,41 @@ def recent_actions(request):
 @permission_required("registry.sync_registry", raise_exception=True)
 def registry_reload(request):
     """Re-read the layer files now (sync audits itself) and say what changed."""
-    from ..audit import Actor
-
     try:
-        from ..tasks import request_sync
-    except ImportError:
-        messages.error(request, "Reload is not available: the sync service is missing.")
+        result, job = request_sync(Actor.from_request(request), force=True)
+    except Exception as exc:  # reported to the operator; sync wrote the audit row
+        messages.error(
+            request,
+            f"Reload failed: {exc}. Check that {settings.IMAGEWORKS_REGISTRY_DIR} "
+            "is readable and holds valid JSON.",
+        )
     else:
-        result = None
-        try:
-            result, job = request_sync(Actor.from_request(request), force=True)
-        except Exception as exc:  # reported to the operator; sync wrote the audit row
-            messages.error(
-                request,
-                f"Reload failed: {exc}. Check that {settings.IMAGEWORKS_REGISTRY_DIR} "
-                "is readable and holds valid JSON.",
-            )
-        else:
-            if job is not None:
-                messages.info(
-                    request,
-                    f"The registry is large: reloading in the background (job #{job.pk}"
-                    f", {job.get_status_display().lower()}); reload the page once it has"
-                    " finished.",
-                )
-        if result is not None:
-            if result.error:
-                level = messages.ERROR
-            elif result.problems:
-                level = messages.WARNING
-            else:
-                level = messages.SUCCESS
-            messages.add_message(request, level, result.summary())
+        _report_reload(request, result, job)
     target = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         target = reverse("registry:modelentry_list")
     return redirect(target)
+
+
+def _report_reload(request, result, job) -> None:
+    if job is not None:
+        messages.info(
+            request,
+            f"The registry is large: reloading in the background (job #{job.pk}"
+            f", {job.get_status_display().lower()}); reload the page once it has"
+            " finished.",
+        )
+    if result is None:
+        return
+    if result.error:
+        level = messages.ERROR
+    elif result.problems:
+        level = messages.WARNING
+    else:
+        level = messages.SUCCESS
+    messages.add_message(request, level, result.summary())
 
 
 class ActionLogListView(

@@ -21,13 +21,11 @@ from ..services.sync import sync_registry
 
 
 def _unknown_ollama_tags() -> list[dict]:
-    """Ollama tags no entry knows, when the health feature provides them."""
-    try:
-        from backends.health.checks import (
-            unknown_ollama_tags,
-        )  # lazy: registry never imports backends
-    except ImportError:
-        return []
+    """Ollama tags no entry knows (from the last health check)."""
+    # The backends app is always installed; imported here, at the page, so that
+    # registry's modules load without it (a broken import fails this page loudly).
+    from backends.health.checks import unknown_ollama_tags
+
     try:
         return list(unknown_ollama_tags())
     except Exception:  # noqa: BLE001 - a health problem must not break the wizard

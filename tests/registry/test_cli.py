@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -77,6 +78,37 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+EVERY_COMMAND = (
+    "list",
+    "show",
+    "sync",
+    "export",
+    "verify",
+    "lock",
+    "unlock",
+    "activate-model",
+    "current-model",
+    "import",
+    "show-backends",
+)
+
+
+def test_help_lists_every_command(capsys):
+    """Commands of every app are there: one broken import would drop them silently."""
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    listed = re.findall(r"^    (\S+)", out, re.MULTILINE)
+    assert sorted(listed) == sorted(EVERY_COMMAND), out
+
+
+def test_a_plugin_that_cannot_be_imported_fails_loudly(monkeypatch):
+    from imageworks_site import cli
+
+    monkeypatch.setattr(cli, "PLUGINS", (*cli.PLUGINS, "registry.cli.no_such_module"))
+    with pytest.raises(ModuleNotFoundError, match="registry.cli.no_such_module"):
+        cli.build_parser()
 
 
 @pytest.mark.django_db
