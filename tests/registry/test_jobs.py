@@ -5,9 +5,10 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
+from registry import jobs
 from registry.audit import Actor
 from registry.choices import JobStatus
-from registry.jobs import JobConflict, enqueue, mark_stale_jobs
+from registry.jobs import JobConflict, JobSpec, enqueue, mark_stale_jobs
 from registry.models import Job
 from tests.base import BaseTestCase, PermissionMatrixMixin
 from tests.registry.jobdemo import demo_kinds
@@ -127,3 +128,50 @@ class JobTests(PermissionMatrixMixin, BaseTestCase):
         self.assertIn("Worker stopped reporting", dead.error)
         self.assertEqual(lost.status, JobStatus.FAILED)
         self.assertEqual(alive.status, JobStatus.RUNNING)
+
+
+class JobSpecTests(PermissionMatrixMixin, BaseTestCase):
+    """One table of job kinds: old-style tasks, unknown kinds, registered permissions."""
+
+    def test_a_task_queued_with_a_function_path_fails_cleanly(self):
+        # What a worker still holds after an upgrade: run_job(job_id, "dotted.path").
+        job = Job.objects.create(kind="verify", entry_name="m1")
+        jobs.run_job(job.pk, "registry.services.verify.verify_job")
+        job.refresh_from_db()
+        self.assertEqual(job.status, JobStatus.FAILED)
+        self.assertIn("queued by an earlier version", job.error)
+        self.assertIsNotNone(job.finished)
+
+    def test_a_job_of_an_unregistered_kind_fails_with_the_kind(self):
+        job = Job.objects.create(kind="retired-feature")
+        jobs.run_job(job.pk)
+        job.refresh_from_db()
+        self.assertEqual(job.status, JobStatus.FAILED)
+        self.assertIn("'retired-feature'", job.error)
+
+    def test_enqueue_refuses_an_unregistered_kind_and_writes_no_row(self):
+        from django.core.exceptions import ImproperlyConfigured
+
+        with self.assertRaisesMessage(ImproperlyConfigured, "'retired-feature'"):
+            enqueue("retired-feature", actor=Actor.from_user(self.operator))
+        self.assertFalse(Job.objects.exists())
+
+    def test_a_kind_cannot_be_registered_twice_with_different_specs(self):
+        from django.core.exceptions import ImproperlyConfigured
+
+        spec = jobs.spec_for("verify")
+        other = JobSpec("verify", lambda job: {}, spec.cancel_permission)
+        with self.assertRaises(ImproperlyConfigured):
+            jobs.register(other)
+        jobs.register(spec)  # the same spec again is fine (apps ready() twice)
+        self.assertIs(jobs.spec_for("verify"), spec)
+
+    def test_backends_kinds_take_their_cancel_permission_from_their_spec(self):
+        # Registered by the backends app (registry names no backends permission).
+        job = Job.objects.create(kind="activate", status=JobStatus.RUNNING)
+        url = reverse("registry:job_cancel", args=[job.pk])
+        self.assert_forbidden(self.viewer, url, "post")
+        self.assert_forbidden(self.editor, url, "post")
+        self.assert_allowed(self.operator, url, "post")
+        job.refresh_from_db()
+        self.assertEqual(job.status, JobStatus.CANCELLED)

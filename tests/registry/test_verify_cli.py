@@ -10,8 +10,9 @@ import json
 
 from django.test import TestCase
 
+from registry.choices import JobStatus
 from registry.cli import verify as cli_verify
-from registry.models import ActionLog
+from registry.models import ActionLog, Job
 from tests.registry.test_verify import (
     FLORENCE,
     GEMMA,
@@ -105,3 +106,25 @@ class VerifyCliTests(SampleRegistryMixin, TestCase):
         run("verify", FLORENCE)
         entry = self.entry(FLORENCE)
         self.assertEqual(entry.expected_sha256, entry.aggregate_sha256)
+
+    def test_lock_follows_the_drawers_rule(self):
+        """``verify.request_lock``: the same refusals as the site's Lock button."""
+        Job.objects.create(
+            kind="verify",
+            entry_name=FLORENCE,
+            status=JobStatus.RUNNING,
+            user_name="bob",
+        )
+        for argv in (("lock", FLORENCE), ("lock", FLORENCE, "--set-expected")):
+            code, out, err = run(*argv)
+            self.assertEqual((code, out), (1, ""), argv)
+            self.assertIn(f"A verify job is already running for {FLORENCE} by bob", err)
+        self.assertFalse(self.entry(FLORENCE).locked)
+        code, out, err = run("lock", GEMMA, "--set-expected")
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("Lock does not apply to Ollama tags", err)
+        before = ActionLog.objects.count()
+        code, out, err = run("lock", SIGLIP, "--set-expected")  # locked, with a hash
+        self.assertEqual((code, out.strip()), (0, f"Locked {SIGLIP}"))
+        self.assertIn("already locked", err)
+        self.assertEqual(ActionLog.objects.count(), before, "nothing written")

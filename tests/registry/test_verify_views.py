@@ -178,6 +178,19 @@ class VerifyViewTests(SampleRegistryMixin, PermissionMatrixMixin, BaseTestCase):
         self.assertEqual(disc["locked"], True)
         self.assertEqual(disc["expected_aggregate_sha256"], entry.aggregate_sha256)
 
+    def test_verify_then_lock_needs_the_verify_permission_too(self):
+        from django.contrib.auth.models import Permission
+
+        from tests.base import make_user, quiet_request_log
+
+        locker = make_user("lena", "viewer")
+        locker.user_permissions.add(Permission.objects.get(codename="lock_entry"))
+        with quiet_request_log():
+            response = self.client_for(locker).post(self.url("lock", FLORENCE), **HTMX)
+        self.assertEqual(response.status_code, 403)
+        self.assertFalse(Job.objects.exists())
+        self.assertFalse(self.entry(FLORENCE).locked)
+
     def test_lock_after_verify_is_immediate_and_unlock_keeps_expected(self):
         with self.captureOnCommitCallbacks(execute=True):
             self.client_for(self.operator).post(self.url("verify", FLORENCE), **HTMX)
