@@ -208,7 +208,11 @@ def _discovered(
 
 
 def build(models_dir: Path) -> tuple[list[dict], list[dict]]:
-    """The curated and discovered layers (lists of raw dicts)."""
+    """The curated and discovered layers (lists of raw dicts).
+
+    Long on purpose: it is the sample registry's data, entry by entry, in one place
+    (the tests and the README refer to these entries by name).
+    """
     write_model_dirs(models_dir)
     qwen = _vllm(
         "qwen2.5-vl-7b-instruct_(AWQ)",

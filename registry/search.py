@@ -76,17 +76,8 @@ def _trigrams(query: str) -> set[str]:
     return {query[i : i + 3] for i in range(len(query) - 2)}
 
 
-def rank_prepared(
-    query: str, prepared: Choices, allowed: set[int] | None = None
-) -> list[tuple[int, float]]:
-    """Score prepared choices against ``query``; best first, ties by input order.
-
-    ``allowed`` limits the result to those pks (the other filters' rows).
-    """
-    query = utils.default_process(query or "")
-    if not query or not prepared.lines:
-        return []
-    lines = prepared.lines
+def _line_scores(query: str, lines: list[str]) -> dict[int, float]:
+    """Line index -> best score of *query* against that line (processed query)."""
     scores: dict[int, float] = {}  # line index -> score
 
     def keep(index: int, score: float) -> None:
@@ -127,6 +118,20 @@ def rank_prepared(
                 limit=None,
             ):
                 keep(candidates[pos], score)
+    return scores
+
+
+def rank_prepared(
+    query: str, prepared: Choices, allowed: set[int] | None = None
+) -> list[tuple[int, float]]:
+    """Score prepared choices against ``query``; best first, ties by input order.
+
+    ``allowed`` limits the result to those pks (the other filters' rows).
+    """
+    query = utils.default_process(query or "")
+    if not query or not prepared.lines:
+        return []
+    scores = _line_scores(query, prepared.lines)
     best: dict[int, float] = {}
     owners = prepared.owners
     for index, score in scores.items():

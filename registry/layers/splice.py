@@ -197,14 +197,9 @@ def splice_entry_write(
         SNAPSHOT: folder / SNAPSHOT_FILE,
     }
     with registry_lock(folder, lock_timeout):
-        data: dict[str, bytes] = {}
-        for key in (layer, SNAPSHOT, DISCOVERED if layer == CURATED else CURATED):
-            try:
-                data[key] = paths[key].read_bytes()
-            except OSError:
-                return None
-            if hashlib.sha256(data[key]).hexdigest() != known.sha256.get(key):
-                return None
+        data = _read_known_files(paths, layer, known)
+        if data is None:
+            return None
         # The files are exactly what the caller's mirror was built from.
         want = ABSENT_FINGERPRINT if expected is None else expected
         if known.fingerprint != want:
@@ -216,85 +211,141 @@ def splice_entry_write(
                 copy_json(known.curated),
                 copy_json(known.discovered),
             )
-        if not _entry_clean(old):
+        plan = _plan(name, layer, raw, known, data[layer], data[SNAPSHOT])
+        if plan is None:
             return None
-        layer_data, snap_data = data[layer], data[SNAPSHOT]
-        if layer_data.startswith(b"\xef\xbb\xbf") or snap_data.startswith(
-            b"\xef\xbb\xbf"
-        ):
-            return None
-        try:
-            text = layer_data.decode("utf-8")
-            snap_text = snap_data.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        style = detect_style(text)
-        if _item_indent(style) is None or detect_style(snap_text) != DEFAULT_STYLE:
-            return None
-        span = find_item_span(text, name, old, style)
-        if span is None:
-            return None
-        try:
-            rendered = render_item(ordered_like(old, raw), style)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"Update cannot be stored as JSON: {exc}") from None
-        new_item = json.loads(
-            rendered, parse_constant=_null_constant
-        )  # what the next read will see
-        if not _entry_clean(new_item):
-            return None
-        curated, discovered = known.curated, known.discovered
-        old_entry = MergedEntry(name, curated, discovered, False)
-        if layer == CURATED:
-            curated = new_item
-        else:
-            discovered = new_item
-        entry = MergedEntry(name, curated, discovered, False)
-        snap_span = find_item_span(snap_text, name, old_entry.merged, DEFAULT_STYLE)
-        if snap_span is None:
-            return None
-        new_data = (text[: span[0]] + rendered + text[span[1] :]).encode("utf-8")
-        new_snap = (
-            snap_text[: snap_span[0]]
-            + render_item(entry.merged, DEFAULT_STYLE)
-            + snap_text[snap_span[1] :]
-        ).encode("utf-8")
+        return _write(plan, paths, layer, data, keep_backups)
 
-        path = paths[layer]
-        changed = new_data != layer_data
-        backup = (
-            atomic_write(
-                path,
-                new_data,
-                keep_backups=keep_backups,
-                expected_sha256=hashlib.sha256(layer_data).hexdigest(),
-            )
-            if changed
-            else None
-        )
-        files = {layer: _file_state(path, new_data)}
-        snapshot_error = None
+
+@dataclass
+class _Splice:
+    """One entry's splice, computed and checked, not yet written."""
+
+    name: str
+    old_item: dict
+    new_item: dict
+    entry: MergedEntry  # the entry as a full re-read will merge it
+    new_data: bytes  # the layer file
+    new_snap: bytes  # the snapshot
+
+
+def _read_known_files(
+    paths: dict[str, Path], layer: str, known: KnownState
+) -> dict[str, bytes] | None:
+    """The three files' bytes, or None unless each is the one *known* describes."""
+    data: dict[str, bytes] = {}
+    for key in (layer, SNAPSHOT, DISCOVERED if layer == CURATED else CURATED):
         try:
-            atomic_write(paths[SNAPSHOT], new_snap, keep_backups=0)
-        except (RegistryError, OSError) as exc:
-            snapshot_error = str(exc)
-        try:
-            on_disk = new_snap if snapshot_error is None else snap_data
-            files[SNAPSHOT] = _file_state(paths[SNAPSHOT], on_disk)
+            data[key] = paths[key].read_bytes()
         except OSError:
-            pass
+            return None
+        if hashlib.sha256(data[key]).hexdigest() != known.sha256.get(key):
+            return None
+    return data
+
+
+def _plan(
+    name: str,
+    layer: str,
+    raw: dict,
+    known: KnownState,
+    layer_data: bytes,
+    snap_data: bytes,
+) -> _Splice | None:
+    """The new layer and snapshot bytes, or None when the files are not canonical
+    around the entry (or either copy of the entry is not clean)."""
+    old = known.curated if layer == CURATED else known.discovered
+    if not _entry_clean(old):
+        return None
+    bom = b"\xef\xbb\xbf"
+    if layer_data.startswith(bom) or snap_data.startswith(bom):
+        return None
+    try:
+        text = layer_data.decode("utf-8")
+        snap_text = snap_data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    style = detect_style(text)
+    if _item_indent(style) is None or detect_style(snap_text) != DEFAULT_STYLE:
+        return None
+    span = find_item_span(text, name, old, style)
+    if span is None:
+        return None
+    try:
+        rendered = render_item(ordered_like(old, raw), style)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Update cannot be stored as JSON: {exc}") from None
+    # What the next read will see.
+    new_item = json.loads(rendered, parse_constant=_null_constant)
+    if not _entry_clean(new_item):
+        return None
+    curated, discovered = known.curated, known.discovered
+    old_entry = MergedEntry(name, curated, discovered, False)
+    if layer == CURATED:
+        curated = new_item
+    else:
+        discovered = new_item
+    entry = MergedEntry(name, curated, discovered, False)
+    snap_span = find_item_span(snap_text, name, old_entry.merged, DEFAULT_STYLE)
+    if snap_span is None:
+        return None
+    new_data = (text[: span[0]] + rendered + text[span[1] :]).encode("utf-8")
+    new_snap = (
+        snap_text[: snap_span[0]]
+        + render_item(entry.merged, DEFAULT_STYLE)
+        + snap_text[snap_span[1] :]
+    ).encode("utf-8")
+    return _Splice(name, old, new_item, entry, new_data, new_snap)
+
+
+def _write(
+    plan: _Splice,
+    paths: dict[str, Path],
+    layer: str,
+    data: dict[str, bytes],
+    keep_backups: int,
+) -> SpliceResult:
+    """Write the layer (with a backup) then the snapshot, under the caller's lock.
+
+    A snapshot that cannot be written is reported, never raised (like the original).
+    """
+    path = paths[layer]
+    layer_data = data[layer]
+    changed = plan.new_data != layer_data
+    backup = (
+        atomic_write(
+            path,
+            plan.new_data,
+            keep_backups=keep_backups,
+            expected_sha256=hashlib.sha256(layer_data).hexdigest(),
+        )
+        if changed
+        else None
+    )
+    files = {layer: _file_state(path, plan.new_data)}
+    snapshot_error = None
+    try:
+        atomic_write(paths[SNAPSHOT], plan.new_snap, keep_backups=0)
+    except (RegistryError, OSError) as exc:
+        snapshot_error = str(exc)
+    try:
+        on_disk = plan.new_snap if snapshot_error is None else data[SNAPSHOT]
+        files[SNAPSHOT] = _file_state(paths[SNAPSHOT], on_disk)
+    except OSError:
+        pass
+    name = plan.name
     return SpliceResult(
         write=WriteResult(
             layer=layer,
             path=path,
             backup_path=backup,
-            before={name: copy_json(old)},
-            after={name: copy_json(new_item)},
-            fingerprints={name: entry.fingerprint},
+            before={name: copy_json(plan.old_item)},
+            after={name: copy_json(plan.new_item)},
+            fingerprints={name: plan.entry.fingerprint},
             snapshot_error=snapshot_error,
             changed=changed,
         ),
-        entry=entry,
+        entry=plan.entry,
         files=files,
         snapshot_current=snapshot_error is None,
     )

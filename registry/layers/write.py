@@ -21,7 +21,7 @@ from .errors import ConflictError, RegistryError
 from .files import atomic_write, registry_lock
 from .load import Registry, build_registry
 from .merge import ABSENT_FINGERPRINT, copy_json
-from .read import NUL_REASON, contains_nul, item_name
+from .read import NUL_REASON, Layer, contains_nul, item_name
 from .style import DEFAULT_STYLE, dumps, snapshot_bytes
 
 
@@ -122,6 +122,32 @@ def _materialize_snapshot(registry: Registry) -> str | None:
     return None
 
 
+def _write_layer(
+    path: Path,
+    target: Layer,
+    updates: Mapping[str, dict | None],
+    keep_backups: int,
+) -> tuple[bool, Path | None]:
+    """Patch *target*'s items and write them in its style: ``(changed, backup)``."""
+    style = target.style if target.exists else DEFAULT_STYLE
+    try:
+        data = dumps(_apply_updates(target.items, updates), style)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Update cannot be stored as JSON: {exc}") from None
+    changed = hashlib.sha256(data).hexdigest() != target.sha256
+    if not target.exists and data == dumps([], style):
+        changed = False  # removing from a missing layer must not create it
+    if not changed:
+        return False, None
+    backup = atomic_write(
+        path,
+        data,
+        keep_backups=keep_backups,
+        expected_sha256=target.sha256 if target.exists else None,
+    )
+    return True, backup
+
+
 def write_layer_entries(
     dir: str | os.PathLike[str],
     layer: str,
@@ -152,25 +178,8 @@ def write_layer_entries(
         _check_expected(current, layer, expected or {})
         target = current.curated if layer == CURATED else current.discovered
         before = {name: copy_json(target.entries.get(name)) for name in updates}
-        style = target.style if target.exists else DEFAULT_STYLE
-        try:
-            data = dumps(_apply_updates(target.items, updates), style)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"Update cannot be stored as JSON: {exc}") from None
         path = folder / LAYER_FILES[layer]
-        changed = hashlib.sha256(data).hexdigest() != target.sha256
-        if not target.exists and data == dumps([], style):
-            changed = False  # removing from a missing layer must not create it
-        backup = (
-            atomic_write(
-                path,
-                data,
-                keep_backups=keep_backups,
-                expected_sha256=target.sha256 if target.exists else None,
-            )
-            if changed
-            else None
-        )
+        changed, backup = _write_layer(path, target, updates, keep_backups)
         removed = {name for name, raw in updates.items() if raw is None}
         fresh = build_registry(folder, drop_adopted=removed)
         snapshot_error = _materialize_snapshot(fresh)

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from .. import layers
-from ..audit import Actor, audited
+from ..audit import Actor, AuditHandle, audited
 from ..diffing import diff_entries, summarize
 from ..models import ActionLog, EntryChange, Job, ModelEntry
 from .sync import (
@@ -177,26 +177,43 @@ def change_entry(
                     continue
                 raise explain_conflict(name, layer, exc) from None
             break
-        changes = diff_entries(before, write.after.get(name))
-        audit.row.entry = ModelEntry.objects.filter(name=name).first()
-        audit.after = write.after.get(name)
-        audit.details = {
-            **audit.details,
-            "layer": layer,
-            "file": str(write.path),
-            "backup": str(write.backup_path) if write.backup_path else None,
-            "diff": changes,
-        }
-        if write.snapshot_error:
-            audit.details["snapshot_error"] = write.snapshot_error
-        audit.row.before = before
-        audit.row.save(update_fields=["before", "entry"])
+        changes = _describe_write(audit, name, layer, before, write)
         audit.message = message or (
             f"{action}: {summarize(changes)}" if changes else f"{action}: no change"
         )
     return ChangeResult(
         entry=audit.row.entry, write=write, action=audit.row, sync=sync, changes=changes
     )
+
+
+def _describe_write(
+    audit: AuditHandle,
+    name: str,
+    layer: str,
+    before: dict | None,
+    write: layers.WriteResult,
+    **extra_details,
+) -> list[dict]:
+    """Fill one entry's audit row from a write: before/after, file, backup, diff.
+
+    Returns the key-level diff.
+    """
+    changes = diff_entries(before, write.after.get(name))
+    audit.row.entry = ModelEntry.objects.filter(name=name).first()
+    audit.row.before = before
+    audit.row.save(update_fields=["before", "entry"])
+    audit.after = write.after.get(name)
+    audit.details = {
+        **audit.details,
+        "layer": layer,
+        "file": str(write.path),
+        "backup": str(write.backup_path) if write.backup_path else None,
+        "diff": changes,
+        **extra_details,
+    }
+    if write.snapshot_error:
+        audit.details["snapshot_error"] = write.snapshot_error
+    return changes
 
 
 def _catch_up(actor: Actor) -> bool:
@@ -284,6 +301,48 @@ def explain_conflict(name: str, layer: str, exc: layers.ConflictError) -> EntryC
     )
 
 
+def _finish_batch(
+    handles: dict[str, AuditHandle],
+    refused: dict[str, str],
+    befores: dict[str, dict | None],
+    write: layers.WriteResult | None,
+    sync: SyncResult | None,
+    layer: str,
+) -> dict[str, list[dict]]:
+    """Fill each name's audit row (refused ones fail with the reason) and link the
+    sync's history to it; returns the diffs of the written names."""
+    batch = sorted(befores)
+    diffs: dict[str, list[dict]] = {}
+    for name, handle in handles.items():
+        if name in refused:
+            handle.fail(refused[name])
+            continue
+        diffs[name] = _describe_write(
+            handle, name, layer, befores[name], write, batch=batch
+        )
+        if sync is not None:
+            EntryChange.objects.filter(pk__in=sync.history_ids, entry_name=name).update(
+                action=handle.row
+            )
+    return diffs
+
+
+def _apply_mutators(
+    registry: layers.Registry, layer: str, mutators: dict[str, Mutator]
+) -> tuple[dict[str, dict | None], dict[str, str], dict[str, dict | None]]:
+    """``(updates, expected fingerprints, befores)`` of each name's mutation of its
+    current raw dict in *layer*."""
+    updates: dict[str, dict | None] = {}
+    expected: dict[str, str] = {}
+    befores: dict[str, dict | None] = {}
+    for name, mutate in mutators.items():
+        current = registry.entries.get(name)
+        befores[name] = copy.deepcopy(_layer_raw(current, layer))
+        updates[name] = mutate(copy.deepcopy(befores[name]))
+        expected[name] = current.fingerprint if current else layers.ABSENT_FINGERPRINT
+    return updates, expected, befores
+
+
 def dynamic_layer(key: str) -> str:
     """Which layer a top-level key belongs in (the original's rule)."""
     return layers.DISCOVERED if key in DYNAMIC_KEYS else layers.CURATED
@@ -338,18 +397,8 @@ def change_entries(
         with layers.registry_lock(folder):
             registry = layers.load_registry(folder)
             refused = dict(check(registry) if check else {})
-            updates: dict[str, dict | None] = {}
-            expected: dict[str, str] = {}
-            befores: dict[str, dict | None] = {}
-            for name, mutate in mutators.items():
-                if name in refused:
-                    continue
-                current = registry.entries.get(name)
-                befores[name] = copy.deepcopy(_layer_raw(current, layer))
-                updates[name] = mutate(copy.deepcopy(befores[name]))
-                expected[name] = (
-                    current.fingerprint if current else layers.ABSENT_FINGERPRINT
-                )
+            wanted = {n: m for n, m in mutators.items() if n not in refused}
+            updates, expected, befores = _apply_mutators(registry, layer, wanted)
             write = None
             if updates:
                 write = layers.write_layer_entries(
@@ -360,33 +409,12 @@ def change_entries(
                     keep_backups=settings.IMAGEWORKS_BACKUPS_KEEP,
                 )
         sync = None
-        diffs: dict[str, list[dict]] = {}
         first = next((handles[n] for n in updates), None)
         if write is not None and first is not None:
             sync = sync_registry(actor, explicit=False, action=first.row)
-        batch = sorted(updates)
-        for name, handle in handles.items():
-            if name in refused:
-                handle.fail(refused[name])
-                continue
-            diffs[name] = diff_entries(befores[name], write.after.get(name))
-            handle.row.entry = ModelEntry.objects.filter(name=name).first()
-            handle.row.before = befores[name]
-            handle.row.save(update_fields=["before", "entry"])
-            handle.after = write.after.get(name)
-            handle.details = {
-                **handle.details,
-                "layer": layer,
-                "file": str(write.path),
-                "backup": str(write.backup_path) if write.backup_path else None,
-                "diff": diffs[name],
-                "batch": batch,
-            }
-            handle.message = messages.get(name) or f"{action}: {summarize(diffs[name])}"
-            if sync is not None:
-                EntryChange.objects.filter(
-                    pk__in=sync.history_ids, entry_name=name
-                ).update(action=handle.row)
+        diffs = _finish_batch(handles, refused, befores, write, sync, layer)
+        for name, diff in diffs.items():
+            handles[name].message = messages.get(name) or f"{action}: {summarize(diff)}"
     return BatchResult(
         changed=list(updates),
         refused=refused,
