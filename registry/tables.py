@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from .choices import Outcome
 from .export import SafeExportTableMixin
 from .models import ActionLog, ModelEntry
 
@@ -276,7 +277,7 @@ class ActionLogTable(SafeExportTableMixin, tables.Table):
         return format_html('<span class="badge">{}</span>', record.get_action_display())
 
     def render_outcome(self, record):
-        badge = {"succeeded": "ok", "failed": "bad"}.get(record.outcome, "info")
+        badge = Outcome(record.outcome).badge if record.outcome in Outcome else "info"
         return format_html(
             '<span class="badge {}">{}</span>', badge, record.get_outcome_display()
         )
