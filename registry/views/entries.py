@@ -112,7 +112,7 @@ def active_model_name() -> str:
 
 def runtime_flags() -> dict:
     """Entry name -> {installed, active, autostart} from the last health check (1 query)."""
-    from backends.health.checks import runtime_flags as flags
+    from backends.health import runtime_flags as flags
 
     try:
         return flags()
@@ -123,7 +123,7 @@ def runtime_flags() -> dict:
 
 def autostart_command(name: str) -> list[str] | None:
     """The chat proxy's autostart argv for an entry (no database, no network)."""
-    from backends.health.checks import autostart_for
+    from backends.health import autostart_for
 
     try:
         return autostart_for(name)

@@ -24,7 +24,7 @@ def _unknown_ollama_tags() -> list[dict]:
     """Ollama tags no entry knows (from the last health check)."""
     # The backends app is always installed; imported here, at the page, so that
     # registry's modules load without it (a broken import fails this page loudly).
-    from backends.health.checks import unknown_ollama_tags
+    from backends.health import unknown_ollama_tags
 
     try:
         return list(unknown_ollama_tags())
