@@ -59,6 +59,10 @@ class Activation(models.Model):
     # psutil create_time + a hash of the command line: a reused pid never counts as ours.
     create_time = models.FloatField(null=True, blank=True)
     cmdline_hash = models.CharField(max_length=64, blank=True)
+    # True: we launched the server in a new session, so its process group is ours to
+    # signal on stop. False: adopted (someone else started it, maybe inside their own
+    # group): only the server and its descendants are signalled. None: not recorded.
+    owns_group = models.BooleanField(null=True, blank=True)
     log_path = models.TextField(blank=True)
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -13,6 +13,7 @@ FAKE_VLLM_CRASH_AFTER_READY   exit (code 3) this many seconds after ready
 FAKE_VLLM_IGNORE_SIGTERM      "1": ignore SIGTERM (only SIGKILL stops it)
 FAKE_VLLM_SERVE_NAME          serve this id instead of --served-model-name
 FAKE_VLLM_WORKERS             start N child processes in the same group (like vLLM's engine workers)
+FAKE_VLLM_WORKER_SESSION      "1": the workers start their own session (leave our group)
 
 The same knobs are accepted as flags (``--fake-ready-delay 2``...) so a registry
 entry's extra_args can choose per model.
@@ -69,6 +70,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--fake-serve-name", default=env("FAKE_VLLM_SERVE_NAME") or None)
     p.add_argument(
         "--fake-workers", type=int, default=int(env("FAKE_VLLM_WORKERS") or 0)
+    )
+    p.add_argument(
+        "--fake-worker-session",
+        action="store_true",
+        default=env("FAKE_VLLM_WORKER_SESSION") == "1",
     )
     args, unknown = p.parse_known_args(argv)
     args.unknown = unknown
@@ -137,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"]
+            [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"],
+            start_new_session=args.fake_worker_session,
         )
         for _ in range(args.fake_workers)
     ]
