@@ -21,6 +21,7 @@ import csv
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
@@ -117,17 +118,27 @@ def read_gpus(
 # --- nvidia-smi -------------------------------------------------------------------
 
 
-def _run(binary: str, query: str, fields, timeout: float) -> list[list[str]]:
-    """One ``nvidia-smi --query-...`` as argv; rows of stripped strings."""
+def _start(binary: str, query: str, fields) -> subprocess.Popen:
+    """Start one ``nvidia-smi --query-...`` (argv list, no shell)."""
     argv = [binary, f"--{query}={','.join(fields)}", "--format=csv,noheader,nounits"]
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, check=False
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    if done.returncode != 0:
-        text = (done.stdout + done.stderr).strip().splitlines()
-        raise RuntimeError(text[0] if text else f"exit code {done.returncode}")
+
+
+def _finish(proc: subprocess.Popen, fields, deadline: float) -> list[list[str]]:
+    """Rows of stripped strings; RuntimeError on failure, TimeoutExpired on timeout."""
+    try:
+        out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode != 0:
+        text = (out + err).strip().splitlines()
+        raise RuntimeError(text[0] if text else f"exit code {proc.returncode}")
     rows = []
-    for row in csv.reader(done.stdout.splitlines(), skipinitialspace=True):
+    for row in csv.reader(out.splitlines(), skipinitialspace=True):
         if not row:
             continue
         if len(row) != len(fields):
@@ -145,18 +156,27 @@ def _num(value: str) -> int | None:
 
 
 def read_nvidia_smi(binary: str, *, timeout: float = DEFAULT_TIMEOUT) -> GpuSnapshot:
-    """Ask ``nvidia-smi`` for GPUs and compute apps (two short runs)."""
+    """Ask ``nvidia-smi`` for GPUs and compute apps (two runs, side by side)."""
+    deadline = time.monotonic() + timeout
     try:
-        rows = _run(binary, "query-gpu", GPU_FIELDS, timeout)
+        gpu_proc = _start(binary, "query-gpu", GPU_FIELDS)
+        app_proc = _start(binary, "query-compute-apps", APP_FIELDS)
     except FileNotFoundError:
         return GpuSnapshot("", reason=f"{binary} not found")
+    except OSError as exc:
+        return GpuSnapshot("", reason=f"{binary} failed: {exc}")
+    try:
+        rows = _finish(gpu_proc, GPU_FIELDS, deadline)
     except subprocess.TimeoutExpired:
+        _abandon(app_proc)
         return GpuSnapshot("", reason=f"{binary} did not answer within {timeout:g}s")
-    except (OSError, RuntimeError) as exc:
+    except RuntimeError as exc:
+        _abandon(app_proc)
         return GpuSnapshot("", reason=f"{binary} failed: {exc}")
     gpus = []
     for idx, uuid, name, total, used, free, util, temp in rows:
         if _num(idx) is None or _num(total) is None:
+            _abandon(app_proc)
             return GpuSnapshot("", reason=f"{binary}: unreadable GPU line for {name}")
         gpus.append(
             Gpu(
@@ -173,8 +193,8 @@ def read_nvidia_smi(binary: str, *, timeout: float = DEFAULT_TIMEOUT) -> GpuSnap
     snap = GpuSnapshot("nvidia-smi", gpus=gpus)
     by_uuid = {g.uuid: g.index for g in gpus}
     try:
-        apps = _run(binary, "query-compute-apps", APP_FIELDS, timeout)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+        apps = _finish(app_proc, APP_FIELDS, deadline)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
         snap.reason = f"process list unavailable: {exc}"
         return snap
     for pid, uuid, pname, used in apps:
@@ -191,6 +211,12 @@ def read_nvidia_smi(binary: str, *, timeout: float = DEFAULT_TIMEOUT) -> GpuSnap
             )
         )
     return snap
+
+
+def _abandon(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
 
 
 # --- NVML -------------------------------------------------------------------------
