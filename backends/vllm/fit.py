@@ -159,9 +159,18 @@ class FitEstimate:
     sequences: int | None = None  # full-length sequences the budget's KV room holds
     params: LaunchParams | None = None
 
+    @property
+    def expected_hold_bytes(self) -> int | None:
+        """What the server will hold per GPU once ready: vLLM fills its whole budget
+        with KV cache, so the budget when known, else the bare need."""
+        if self.budget_bytes is not None and self.need_bytes is not None:
+            return max(self.budget_bytes, self.need_bytes)
+        return self.need_bytes
+
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "params"}
         data["verdict"] = str(self.verdict)
+        data["expected_hold_bytes"] = self.expected_hold_bytes
         return data
 
 
