@@ -95,7 +95,7 @@ def test_drain_gives_up_at_the_deadline_and_says_how_busy(server):
     elapsed = time.monotonic() - t0
     assert res.idle is False and not res.cancelled
     assert res.message == "Still busy after 1s: 3 requests running, 1 waiting."
-    assert 1.0 <= elapsed < 2.0 and len(ticks) >= 4
+    assert 1.0 <= elapsed < 2.5 and len(ticks) >= 2
 
 
 def test_drain_can_be_cut_short_and_staged_counts_clear(server):
