@@ -4,11 +4,14 @@ Against the fake vLLM with a fixed readiness delay (``--delay``), alternating pe
 
 * **server alone** (the baseline): spawn the fake directly and poll it every 5 ms
   until it serves its model: interpreter start + the delay, nothing of ours;
-* **service**: ``service.activate(entry)`` in this process (as a worker runs it);
+* **service**: ``service.activate(entry)`` in this process (as a worker runs it),
+  also with the readiness polling of before issue 13 (0.1 s growing to 0.2 s);
 * **CLI**: ``imageworks-models activate-model NAME`` as a new process, start to exit;
 * **CLI start-up**: ``imageworks-models current-model`` (Django set-up, plugin
   imports, registry presync, one reconcile) to show how much of the CLI figure
-  is start-up; and a bare ``python -c "import django; django.setup()"``.
+  is start-up; a bare ``python -c "import django; django.setup()"``; and
+  ``import psycopg`` alone (django_tables2's JSONColumn imports
+  ``django.contrib.postgres.fields``, which imports psycopg when it is installed).
 
 Overhead = activation time minus the baseline of the same round; printed as
 median (min..max). Every round stops the model again. Everything lives in a temp
@@ -142,14 +145,22 @@ def run(tmp: Path, args) -> int:
     service.activate(entry, actor)
     service.stop(actor)
 
-    rows = {k: [] for k in ("base", "service", "cli", "cli_start", "django")}
+    from backends.vllm import process
+
+    new_polling = dict(process.wait_ready.__kwdefaults__)
+    old_polling = {**new_polling, "interval": 0.1, "max_interval": 0.2}
+    keys = ("base", "service", "service_old", "cli", "cli_start", "django", "psycopg")
+    rows = {k: [] for k in keys}
     for _ in range(args.runs):
         base = server_alone(args.delay)
         rows["base"].append(base)
-        t0 = time.monotonic()
-        service.activate(entry, actor)
-        rows["service"].append(time.monotonic() - t0 - base)
-        service.stop(actor)
+        for key, polling in (("service", new_polling), ("service_old", old_polling)):
+            process.wait_ready.__kwdefaults__.update(polling)
+            t0 = time.monotonic()
+            service.activate(entry, actor)
+            rows[key].append(time.monotonic() - t0 - base)
+            service.stop(actor)
+        process.wait_ready.__kwdefaults__.update(new_polling)
         rows["cli"].append(timed_cli("activate-model", NAME) - base)
         service.stop(actor)
         rows["cli_start"].append(timed_cli("current-model"))
@@ -158,6 +169,9 @@ def run(tmp: Path, args) -> int:
             [sys.executable, "-c", "import django; django.setup()"], check=True
         )
         rows["django"].append(time.monotonic() - t0)
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import psycopg"], check=True)
+        rows["psycopg"].append(time.monotonic() - t0)
 
     def fmt(values):
         return (
@@ -171,9 +185,11 @@ def run(tmp: Path, args) -> int:
     )
     print(f"server alone (spawn -> ready, baseline)       {fmt(rows['base'])}")
     print(f"service.activate overhead beyond baseline     {fmt(rows['service'])}")
+    print(f"  same, polling as before (0.1 -> 0.2 s)      {fmt(rows['service_old'])}")
     print(f"CLI activate-model overhead beyond baseline   {fmt(rows['cli'])}")
     print(f"CLI start-up alone (current-model)            {fmt(rows['cli_start'])}")
     print(f"python + django.setup() alone                 {fmt(rows['django'])}")
+    print(f"python + import psycopg alone                 {fmt(rows['psycopg'])}")
     return 0
 
 
