@@ -12,7 +12,7 @@ The formula (all per GPU; tensor parallelism splits weights and KV cache):
 * **overhead**: a stated 2 GiB (CUDA context, activations during profiling,
   CUDA graphs), ``DEFAULT_OVERHEAD_BYTES``.
 
-vLLM (0.7 and later, including the original's pinned 0.11) reserves
+vLLM's V1 engine (0.9 to 0.11 at least; the original pins 0.11) reserves
 ``--gpu-memory-utilization x total`` at start and refuses to start when less
 than that is free. So the **budget** is ``utilization x total``; it must be free
 (counting memory our own running server will give back when replaced), and the
