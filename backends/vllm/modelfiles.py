@@ -227,12 +227,12 @@ def index_problems(
     problems = []
     absent = sorted(n for n in named if n not in on_disk)
     if absent:
-        problems.append(f"names {_few(absent)}, which do not exist")
+        problems.append(f"names {few(absent)}, which do not exist")
     uncovered = sorted(
         n for n in on_disk - named if SHARD_RE.match(n) or n.startswith("model")
     )
     if uncovered:
-        problems.append(f"does not cover {_few(uncovered)}")
+        problems.append(f"does not cover {few(uncovered)}")
     misplaced = [
         f"{tensor} (in {fname})"
         for tensor, fname in weight_map.items()
@@ -240,12 +240,12 @@ def index_problems(
     ]
     if misplaced:
         problems.append(
-            f"places tensors where the shard's header does not have them: {_few(misplaced)}"
+            f"places tensors where the shard's header does not have them: {few(misplaced)}"
         )
     return problems
 
 
-def _few(items: list[str], limit: int = 3) -> str:
+def few(items: list[str], limit: int = 3) -> str:
     shown = ", ".join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
