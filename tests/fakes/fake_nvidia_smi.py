@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env -S python3 -I -S
 """A stand-in for ``nvidia-smi`` (the query interface only), driven by a JSON file.
 
 Point ``IMAGEWORKS_NVIDIA_SMI`` at this script and ``FAKE_NVIDIA_SMI_STATE`` at a
