@@ -326,6 +326,11 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     served = entry.served_model_id or entry.name
     runtime = runtime_flags().get(entry.name) or {}
     autostart = autostart_command(entry.name)
+    field_rows = [
+        (key, sources.get(key, entry.provenance))
+        for key in PROVENANCE_FIELDS
+        if key in merged
+    ]
     return {
         "runtime": runtime,
         "autostart": autostart,
@@ -341,11 +346,9 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "backend_config_json": json.dumps(
             entry.backend_config or {}, indent=2, sort_keys=True, default=str
         ),
-        "field_rows": [
-            (key, sources.get(key, entry.provenance))
-            for key in PROVENANCE_FIELDS
-            if key in merged
-        ],
+        "field_rows": field_rows,
+        # The drawer collapses the table to one line when it would say "both" 11 times.
+        "provenance_all_both": all(source == "both" for _key, source in field_rows),
         "entry_actions": list(entry.actions.all()[:10]),
         "entry_changes": changes,
         "last_curated": last_change.get(Layer.CURATED),
