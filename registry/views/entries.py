@@ -313,6 +313,15 @@ class ModelEntryDetailView(ModelEntryListView):
         return super().get(request, *args, **kwargs)
 
 
+def provenance_groups(field_rows) -> list[tuple[str, list[str]]]:
+    """``[(source, [keys])]``, "both" first: the drawer's one-line provenance summary
+    (the per-field table sits behind it, so eleven rows of "both" push nothing down)."""
+    groups: dict[str, list[str]] = {}
+    for key, source in field_rows:
+        groups.setdefault(source, []).append(key)
+    return sorted(groups.items(), key=lambda item: item[0] != "both")
+
+
 def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     from ..normalize import resolve_endpoint
 
@@ -347,8 +356,7 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
             entry.backend_config or {}, indent=2, sort_keys=True, default=str
         ),
         "field_rows": field_rows,
-        # The drawer collapses the table to one line when it would say "both" 11 times.
-        "provenance_all_both": all(source == "both" for _key, source in field_rows),
+        "provenance_groups": provenance_groups(field_rows),
         "entry_actions": list(entry.actions.all()[:10]),
         "entry_changes": changes,
         "last_curated": last_change.get(Layer.CURATED),

@@ -287,6 +287,18 @@
     tableScroll = null;
   });
 
+  // A verify job that ended (its POST answer or its own polling) re-renders the whole
+  // Hash & lock panel once, so the lock state and gate line agree with the job's result.
+  // The panel's own refresh swaps the panel itself (target === panel): no loop.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.target;  // the swapped-in element (detail.target may be detached)
+    var panel = target && target.closest && target.closest(".verify-panel");
+    if (!panel || panel === target) return;
+    var job = panel.querySelector(".verify-job .job-status[data-job-status]");
+    if (!job || ["succeeded", "failed", "cancelled"].indexOf(job.dataset.jobStatus) === -1) return;
+    if (window.htmx) htmx.trigger(panel, "verifyFinished");
+  });
+
   // ---- keyboard shortcuts -------------------------------------------------------------
   function shortcutTarget(kind) {
     var body = drawerBody();

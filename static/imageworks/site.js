@@ -37,7 +37,7 @@
   // A form that comes back with errors (htmx swap or a full page): move focus to the
   // first field in error, so the operator sees what to fix even when it is above the
   // visible part; the summary beside the buttons links to every field in error.
-  var FIELD_IN_ERROR = ".has-error input:not([type=hidden]), .has-error select, .has-error textarea";
+  var FIELD_IN_ERROR = "[aria-invalid=true]:not([type=hidden]), .field.has-error input:not([type=hidden]), .field.has-error select, .field.has-error textarea";
   function focusFirstError(root) {
     if (!root || !root.querySelector) return;
     var summary = root.querySelector("[data-error-summary]");
@@ -46,7 +46,7 @@
     target.focus({ preventScroll: true });
     target.scrollIntoView({ block: "center" });
   }
-  document.addEventListener("htmx:afterSettle", function (evt) { focusFirstError(evt.detail && evt.detail.target); });
+  document.addEventListener("htmx:afterSettle", function (evt) { focusFirstError(evt.target); });
   document.addEventListener("DOMContentLoaded", function () { focusFirstError(document.querySelector("main")); });
   document.addEventListener("click", function (evt) {
     var link = evt.target.closest("[data-error-summary] a[href^='#']");
