@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.contrib.staticfiles import finders
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.http import FileResponse, Http404
 from django.shortcuts import render
 from django.views.decorators.cache import cache_control

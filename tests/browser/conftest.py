@@ -113,7 +113,9 @@ def logged_in_page(page, live_server, personas):
 # The npm package is pinned by tests/browser/axe/package-lock.json and installed with
 # `npm ci` by scripts/test and .ci/run. Outside CI a missing install skips the check with
 # the reason; in CI it fails, like a missing browser.
-AXE_JS = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_JS = (
+    Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+)
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BLOCKING_IMPACTS = ("serious", "critical")
 

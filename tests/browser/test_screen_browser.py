@@ -172,7 +172,9 @@ def test_the_page_fits_the_screen_and_the_drawer_opens_in_view(screen):
         assert page.evaluate("getComputedStyle(document.body).overflow") == "hidden"
     else:
         table = page.locator("#models-grid").bounding_box()
-        assert box["x"] >= table["x"] + table["width"], "the drawer sits beside the table"
+        assert box["x"] >= table["x"] + table["width"], (
+            "the drawer sits beside the table"
+        )
         assert box["y"] < s.height
     assert page_width(page) <= s.width
     s.shot("drawer")
@@ -510,7 +512,9 @@ def test_toasts_cover_nothing_and_the_empty_search_offers_testing_models(screen)
     assert text.index("testing model") < text.index("Deprecated")
     s.shot("empty-search")
     empty.get_by_test_id("show-testing").click()
-    expect(page.locator("#models-grid tbody tr", has_text="testmodel-alpha")).to_be_visible()
+    expect(
+        page.locator("#models-grid tbody tr", has_text="testmodel-alpha")
+    ).to_be_visible()
     expect(page.locator("#id_testing")).to_be_checked()
     expect(page).to_have_url(re.compile(r"testing=1"))
     assert not s.not_found, s.not_found

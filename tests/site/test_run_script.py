@@ -64,7 +64,9 @@ def alive(pids) -> list[int]:
 @pytest.fixture
 def run_env(tmp_path):
     if not (ROOT / ".venv" / "bin" / "python").exists():
-        pytest.skip("scripts/run needs the checkout's .venv (./scripts/test creates it)")
+        pytest.skip(
+            "scripts/run needs the checkout's .venv (./scripts/test creates it)"
+        )
     env = {
         key: value
         for key, value in os.environ.items()
