@@ -570,3 +570,23 @@ def test_a_viewer_sees_every_action_disabled_with_the_reason(screen):
     assert icon.headers["content-type"] == "image/x-icon"
     assert icon.body()[:4] == b"\x00\x00\x01\x00"
     assert not s.not_found, s.not_found
+
+
+def test_axe_core_is_the_pinned_version(axe_source):
+    """The axe checks above run the version package-lock.json pins (a stale install is
+    reported); without npm this is the one test reported as skipped, with the reason."""
+    import json
+
+    if axe_source is None:
+        pytest.skip(
+            "axe-core is not installed: run `npm ci --prefix tests/browser/axe`"
+        )
+    lock = json.loads(
+        (Path(__file__).parent / "axe" / "package-lock.json").read_text(
+            encoding="utf-8"
+        )
+    )
+    pinned = lock["packages"]["node_modules/axe-core"]["version"]
+    assert f"axe v{pinned}" in axe_source[:400], (
+        "run `npm ci --prefix tests/browser/axe`"
+    )
