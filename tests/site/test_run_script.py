@@ -87,6 +87,7 @@ def run_env(tmp_path):
     return env, port
 
 
+@pytest.mark.slow  # real processes, migrate included: the full lane (--all) only
 def test_sigterm_stops_the_web_server_and_the_worker(run_env):
     env, port = run_env
     proc = subprocess.Popen(
