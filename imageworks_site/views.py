@@ -1,10 +1,13 @@
-"""The site's own pages: the dashboard (home) and the login page."""
+"""The site's own pages: the dashboard (home), the login page and the favicon."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.http import FileResponse, Http404
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
 
 from registry.models import ActionLog, ModelEntry
@@ -30,3 +33,13 @@ def dashboard(request):
     if request.user.has_perm("registry.view_actionlog"):
         context["recent_actions"] = ActionLog.objects.order_by("-time", "-pk")[:10]
     return render(request, "dashboard.html", context)
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    """``/favicon.ico``: browsers and non-HTML pages (admin, JSON) ask for it at the root."""
+    path = finders.find("imageworks/favicon.ico")
+    if not path:
+        raise Http404("favicon missing")
+    return FileResponse(open(path, "rb"), content_type="image/x-icon")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import template
+from django.utils import timezone
 
 from backends.vllm import service
 
@@ -27,3 +30,25 @@ def vllm_slot(context):
 def activation_panel(entry):
     """Launch preview (command, CLI, replacement, or why not) for the drawer."""
     return service.preview(entry)
+
+
+#: How long a failed activation stays on screen (then the slot reads "No model active").
+FAILED_ACTIVATION_VISIBLE = timedelta(hours=1)
+
+
+@register.filter
+def shows_failure(status, entry=None) -> bool:
+    """Is the slot's failed activation still worth showing here?
+
+    Only the latest attempt is ever shown (``status`` is the slot's last activation),
+    only in the drawer of the entry that failed (or on a page about the slot as a
+    whole, ``entry`` empty), and only for ``FAILED_ACTIVATION_VISIBLE`` after it
+    failed: an hour-old failure of another model is not news about this one.
+    """
+    activation = getattr(status, "activation", None)
+    if getattr(status, "state", "") != "failed" or activation is None:
+        return False
+    if entry and getattr(entry, "name", None) != status.logical_name:
+        return False
+    when = activation.stopped_at or activation.last_updated
+    return when is None or timezone.now() - when <= FAILED_ACTIVATION_VISIBLE

@@ -307,6 +307,15 @@ class ModelEntryDetailView(ModelEntryListView):
         return super().get(request, *args, **kwargs)
 
 
+def provenance_groups(field_rows) -> list[tuple[str, list[str]]]:
+    """``[(source, [keys])]``, "both" first: the drawer's one-line provenance summary
+    (the per-field table sits behind it, so eleven rows of "both" push nothing down)."""
+    groups: dict[str, list[str]] = {}
+    for key, source in field_rows:
+        groups.setdefault(source, []).append(key)
+    return sorted(groups.items(), key=lambda item: item[0] != "both")
+
+
 def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     from ..normalize import resolve_endpoint
 
@@ -320,6 +329,11 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     served = entry.served_model_id or entry.name
     runtime = runtime_flags().get(entry.name) or {}
     autostart = autostart_command(entry.name)
+    field_rows = [
+        (key, sources.get(key, entry.provenance))
+        for key in PROVENANCE_FIELDS
+        if key in merged
+    ]
     return {
         "runtime": runtime,
         "autostart": autostart,
@@ -335,11 +349,8 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "backend_config_json": json.dumps(
             entry.backend_config or {}, indent=2, sort_keys=True, default=str
         ),
-        "field_rows": [
-            (key, sources.get(key, entry.provenance))
-            for key in PROVENANCE_FIELDS
-            if key in merged
-        ],
+        "field_rows": field_rows,
+        "provenance_groups": provenance_groups(field_rows),
         "entry_actions": list(entry.actions.all()[:10]),
         "entry_changes": changes,
         "last_curated": last_change.get(Layer.CURATED),

@@ -1,4 +1,5 @@
-// Models page: row selection -> drawer, keyboard shortcuts, copy buttons, htmx errors.
+// Models page: row selection -> drawer, row navigation (j/k, arrows, Enter, Esc),
+// keyboard shortcuts, copy buttons, htmx errors.
 // Actions themselves live in the drawer (other features' buttons); shortcuts only click
 // the well-known elements [data-shortcut="reload|lock|activate"].
 (function () {
@@ -21,18 +22,41 @@
   }
 
   function drawerBody() { return document.querySelector("#drawer .drawer-body"); }
+  function tableRows() { return Array.prototype.slice.call(document.querySelectorAll("#models-grid tbody tr[data-pk]")); }
+  function rowLink(tr) { return tr ? tr.querySelector("a.row-link") : null; }
 
   // ---- selection -------------------------------------------------------------------
+  // Roving tabindex: one row link is in the Tab order (the selected row, else the first);
+  // j/k and the arrow keys move focus between rows, Enter opens the drawer.
   function markSelected() {
     var body = drawerBody();
     var pk = body ? body.dataset.entryPk : null;
-    document.querySelectorAll("#models-grid tbody tr[data-pk]").forEach(function (tr) {
+    var rows = tableRows();
+    var tabRow = null;
+    rows.forEach(function (tr) {
       var on = pk !== null && tr.dataset.pk === pk;
       tr.classList.toggle("selected", on);
       tr.setAttribute("aria-selected", on ? "true" : "false");
+      if (on) tabRow = tr;
+    });
+    var focused = document.activeElement && document.activeElement.closest && document.activeElement.closest("#models-grid tbody tr[data-pk]");
+    tabRow = focused || tabRow || rows[0];
+    rows.forEach(function (tr) {
+      var link = rowLink(tr);
+      if (link) link.setAttribute("tabindex", tr === tabRow ? "0" : "-1");
     });
     var layout = document.getElementById("models-layout");
     if (layout) layout.classList.toggle("has-drawer", !!body);
+    document.body.classList.toggle("drawer-open", !!body);
+  }
+
+  function focusDrawer() {
+    var drawer = document.getElementById("drawer");
+    var title = drawer && drawer.querySelector(".drawer-title");
+    if (!title) return;
+    drawer.scrollTop = 0;
+    title.setAttribute("tabindex", "-1");
+    title.focus({ preventScroll: true });
   }
 
   function openDrawer(url) {
@@ -40,7 +64,39 @@
     htmx.ajax("GET", url, { target: "#drawer", swap: "innerHTML" }).then(function () {
       if (location.pathname + location.search !== url) history.pushState({ drawer: url }, "", url);
       markSelected();
+      focusDrawer();
     });
+  }
+
+  function closeDrawer(href) {
+    var drawer = document.getElementById("drawer");
+    var body = drawerBody();
+    if (!drawer || !body) return false;
+    var pk = body.dataset.entryPk;
+    drawer.innerHTML = "";
+    history.pushState({}, "", href || (document.querySelector("#model-filters") || {}).action || "/models/");
+    markSelected();
+    // Back to the row the drawer was about (keyboard users continue from there).
+    var tr = document.querySelector('#models-grid tbody tr[data-pk="' + pk + '"]');
+    var link = rowLink(tr);
+    if (link) { link.setAttribute("tabindex", "0"); link.focus(); }
+    return true;
+  }
+
+  function moveRow(step) {
+    var rows = tableRows();
+    if (!rows.length) return false;
+    var active = document.activeElement;
+    var current = active && active.closest && active.closest("#models-grid tbody tr[data-pk]");
+    if (!current) current = document.querySelector("#models-grid tbody tr.selected");
+    var index = current ? rows.indexOf(current) + step : (step > 0 ? 0 : rows.length - 1);
+    index = Math.max(0, Math.min(rows.length - 1, index));
+    var link = rowLink(rows[index]);
+    if (!link) return false;
+    rows.forEach(function (tr) { var l = rowLink(tr); if (l) l.setAttribute("tabindex", tr === rows[index] ? "0" : "-1"); });
+    link.focus({ preventScroll: true });
+    rows[index].scrollIntoView({ block: "nearest" });
+    return true;
   }
 
   document.addEventListener("click", function (evt) {
@@ -60,10 +116,30 @@
     var close = evt.target.closest("[data-close-drawer]");
     if (close && !evt.ctrlKey && !evt.metaKey) {
       evt.preventDefault();
-      var drawer = document.getElementById("drawer");
-      if (drawer) drawer.innerHTML = "";
-      history.pushState({}, "", close.getAttribute("href"));
-      markSelected();
+      closeDrawer(close.getAttribute("href"));
+      return;
+    }
+    // "Skip to the models table": land on the current row, not on the sort links.
+    var skip = evt.target.closest("[data-skip-to-rows]");
+    if (skip) {
+      var rows = tableRows();
+      var target = document.querySelector("#models-grid tbody tr.selected") || rows[0];
+      if (target && rowLink(target)) {
+        evt.preventDefault();
+        rowLink(target).setAttribute("tabindex", "0");
+        rowLink(target).focus();
+      }
+      return;
+    }
+    // One-click "Show testing models" (empty search): tick the filter box, the form refreshes.
+    var tick = evt.target.closest("[data-tick]");
+    if (tick) {
+      var box = document.getElementById(tick.dataset.tick);
+      if (box && window.htmx) {
+        evt.preventDefault();
+        box.checked = true;
+        box.dispatchEvent(new Event("change", { bubbles: true }));
+      }
       return;
     }
     // Row click (anywhere on the row, including the name link) opens the drawer.
@@ -211,6 +287,18 @@
     tableScroll = null;
   });
 
+  // A verify job that ended (its POST answer or its own polling) re-renders the whole
+  // Hash & lock panel once, so the lock state and gate line agree with the job's result.
+  // The panel's own refresh swaps the panel itself (target === panel): no loop.
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.target;  // the swapped-in element (detail.target may be detached)
+    var panel = target && target.closest && target.closest(".verify-panel");
+    if (!panel || panel === target) return;
+    var job = panel.querySelector(".verify-job .job-status[data-job-status]");
+    if (!job || ["succeeded", "failed", "cancelled"].indexOf(job.dataset.jobStatus) === -1) return;
+    if (window.htmx) htmx.trigger(panel, "verifyFinished");
+  });
+
   // ---- keyboard shortcuts -------------------------------------------------------------
   function shortcutTarget(kind) {
     var body = drawerBody();
@@ -247,11 +335,29 @@
         if (q) { evt.preventDefault(); q.focus(); q.select(); }
         break;
       }
+      case "j":
+      case "k": {
+        if (!document.getElementById("models-layout")) return;
+        if (moveRow(evt.key === "j" ? 1 : -1)) evt.preventDefault();
+        break;
+      }
+      case "ArrowDown":
+      case "ArrowUp": {
+        // Arrows move between rows only from inside the table: elsewhere they scroll.
+        if (!(active && active.closest && active.closest("#models-grid tbody"))) return;
+        if (moveRow(evt.key === "ArrowDown" ? 1 : -1)) evt.preventDefault();
+        break;
+      }
+      case "Escape": {
+        if (!document.getElementById("models-layout")) return;
+        if (closeDrawer()) evt.preventDefault();
+        break;
+      }
       case "r": {
         var reload = document.querySelector('[data-shortcut="reload"]');
         if (!document.getElementById("models-layout")) return;
         evt.preventDefault();
-        if (!reload) { toast("Not permitted", "warning"); return; }
+        if (!reload || reload.disabled) { toast("Not permitted" + (reload && reload.dataset.reason ? ": " + reload.dataset.reason.charAt(0).toLowerCase() + reload.dataset.reason.slice(1) : ""), "warning"); return; }
         toast("Reloading the registry…", "info");
         reload.click();
         break;

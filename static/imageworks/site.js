@@ -10,6 +10,53 @@
   }
   document.addEventListener("DOMContentLoaded", function () { autoDismiss(); });
   document.addEventListener("htmx:afterSwap", function (evt) { autoDismiss(evt.target); });
+
+  // Phones: the Menu button shows/hides the navigation and the user box.
+  function setMenu(open) {
+    var bar = document.getElementById("topbar");
+    var btn = bar && bar.querySelector(".nav-toggle");
+    if (!btn) return;
+    bar.classList.toggle("nav-open", open);
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest(".nav-toggle");
+    if (btn) { setMenu(btn.getAttribute("aria-expanded") !== "true"); return; }
+    var bar = document.getElementById("topbar");
+    if (bar && bar.classList.contains("nav-open") && !bar.contains(evt.target)) setMenu(false);
+  });
+  document.addEventListener("keydown", function (evt) {
+    var bar = document.getElementById("topbar");
+    if (evt.key === "Escape" && bar && bar.classList.contains("nav-open")) {
+      setMenu(false);
+      bar.querySelector(".nav-toggle").focus();
+      evt.stopPropagation();
+    }
+  }, true);
+
+  // A form that comes back with errors (htmx swap or a full page): move focus to the
+  // first field in error, so the operator sees what to fix even when it is above the
+  // visible part; the summary beside the buttons links to every field in error.
+  var FIELD_IN_ERROR = "[aria-invalid=true]:not([type=hidden]), .field.has-error input:not([type=hidden]), .field.has-error select, .field.has-error textarea";
+  function focusFirstError(root) {
+    if (!root || !root.querySelector) return;
+    var summary = root.querySelector("[data-error-summary]");
+    if (!summary) return;
+    var target = root.querySelector(FIELD_IN_ERROR) || summary;
+    target.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "center" });
+  }
+  document.addEventListener("htmx:afterSettle", function (evt) { focusFirstError(evt.target); });
+  document.addEventListener("DOMContentLoaded", function () { focusFirstError(document.querySelector("main")); });
+  document.addEventListener("click", function (evt) {
+    var link = evt.target.closest("[data-error-summary] a[href^='#']");
+    if (!link) return;
+    var field = document.getElementById(link.getAttribute("href").slice(1));
+    if (!field) return;
+    evt.preventDefault();
+    field.focus({ preventScroll: true });
+    field.scrollIntoView({ block: "center" });
+  });
   // Buttons with data-open-dialog="id" open that <dialog> as a modal.
   document.addEventListener("click", function (evt) {
     var opener = evt.target.closest("[data-open-dialog]");

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,65 @@ def logged_in_page(page, live_server, personas):
         return page
 
     return _login
+
+
+# --- Accessibility: axe-core, run inside the page ------------------------------------
+# The npm package is pinned by tests/browser/axe/package-lock.json and installed with
+# `npm ci` by scripts/test and .ci/run. Outside CI a missing install skips the axe checks
+# (the rest of each test still runs) with a warning that says why; in CI it fails, like a
+# missing browser.
+AXE_JS = (
+    Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+)
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+class AxeSkipped(UserWarning):
+    """The accessibility checks did not run (axe-core is not installed)."""
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str | None:
+    if AXE_JS.exists():
+        return AXE_JS.read_text(encoding="utf-8")
+    reason = (
+        f"axe-core is not installed ({AXE_JS} is missing): accessibility checks skipped;"
+        " run `npm ci --prefix tests/browser/axe` (scripts/test does when npm is installed)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    warnings.warn(AxeSkipped(reason), stacklevel=1)
+    return None
+
+
+@pytest.fixture
+def axe(axe_source):
+    """``axe(page, "what")``: WCAG 2.1 A/AA rules on the page as it is now; fails on any
+    serious or critical violation and returns all violations (for the minor ones)."""
+
+    def check(page, what: str, *, include: str | None = None) -> list[dict]:
+        if axe_source is None:
+            return []  # skipped, with the AxeSkipped warning above
+        if not page.evaluate("typeof window.axe === 'object'"):
+            page.add_script_tag(content=axe_source)
+        violations = page.evaluate(
+            """async ([include, tags]) => {
+                const result = await axe.run(include ? { include: [include] } : document,
+                    { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+                return result.violations.map(v => ({
+                    id: v.id, impact: v.impact, help: v.help,
+                    nodes: v.nodes.slice(0, 4).map(n => n.target.join(" ") + " -> " +
+                        (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 200)),
+                }));
+            }""",
+            [include, WCAG_21_AA],
+        )
+        blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
+        assert not blocking, f"axe ({what}): " + "\n".join(
+            f"[{v['impact']}] {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"])
+            for v in blocking
+        )
+        return violations
+
+    return check

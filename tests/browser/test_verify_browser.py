@@ -91,12 +91,17 @@ def test_verify_then_lock_from_the_drawer(page, live_server, personas, sample):
     assert rows == [("lock", "alice", "succeeded"), ("verify", "alice", "succeeded")]
 
 
-def test_viewer_sees_no_buttons(page, live_server, personas, sample):
+def test_viewer_sees_the_buttons_disabled_with_the_reason(
+    page, live_server, personas, sample
+):
     entry = ModelEntry.objects.get(name="siglip-large-patch16-384_(FP32)")
     login(page, live_server, "vera")
     page.goto(f"{live_server.url}/models/{entry.pk}/")
     panel = page.get_by_test_id("verify-panel")
     expect(panel.get_by_test_id("lock-state")).to_contain_text("Locked")
-    expect(panel.get_by_test_id("verify-button")).to_have_count(0)
-    expect(page.locator('[data-shortcut="lock"]')).to_have_count(0)
+    expect(panel.get_by_test_id("verify-button")).to_be_disabled()
+    expect(panel.get_by_test_id("verify-button")).to_have_attribute(
+        "data-reason", "Verifying needs the operator role"
+    )
+    expect(page.locator('[data-shortcut="lock"]')).to_be_disabled()
     expect(page).to_have_url(re.compile(rf"/models/{entry.pk}/"))

@@ -47,6 +47,7 @@ POLICY: dict[str, dict[str, str]] = {
     "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"POST": PUBLIC},
     "dashboard": {"GET": LOGIN},
+    "favicon": {"GET": PUBLIC},
     # registry: reading
     "registry:modelentry_list": {"GET": VIEW_ENTRY},
     "registry:modelentry_detail": {"GET": VIEW_ENTRY},

@@ -215,12 +215,14 @@ class VerifyViewTests(SampleRegistryMixin, PermissionMatrixMixin, BaseTestCase):
         url = reverse("registry:entry_verify_panel", args=[self.entry(name).pk])
         return self.client_for(user).get(url, **HTMX)
 
-    def test_viewers_see_state_but_no_buttons(self):
+    def test_viewers_see_state_and_disabled_buttons_with_the_reason(self):
         response = self.panel(self.viewer, SIGLIP)
         self.assertContains(response, "</span> Locked</span>")
         self.assertContains(response, self.entry(SIGLIP).aggregate_sha256[:12])
-        self.assertNotContains(response, "Verify hash")
-        self.assertNotContains(response, 'data-shortcut="lock"')
+        # One rule for actions a role may not do: shown disabled, with the reason.
+        self.assertContains(response, 'data-reason="Verifying needs the operator role"')
+        self.assertContains(response, 'data-reason="Locking needs the operator role"')
+        self.assertNotContains(response, "hx-post")  # nothing to submit
         self.assertNotContains(response, "<dialog")
 
     def test_operators_see_buttons_dialog_with_cli_and_shortcut(self):
