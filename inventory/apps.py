@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class InventoryConfig(AppConfig):
+    """Registry, disk and backends compared: reconcile report, disk use, reclaim, trash."""
+
+    name = "inventory"
+    verbose_name = "Inventory (disk and reconcile)"
