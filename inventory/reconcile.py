@@ -15,7 +15,7 @@ from typing import Any
 
 from .choices import FindingKind, FixKind, UsageState
 from .scan import WEIGHT_SUFFIXES, ScanResult, is_within
-from .usage import Attribution, EntryRef, Usage
+from .usage import Attribution, EntryRef, Usage, holders_of
 
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 LISTED = 5  # paths named in one message
@@ -33,8 +33,8 @@ class FindingData:
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.kind, self.entry, self.path)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.kind, self.entry, self.path, str(self.details.get("other", "")))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -241,15 +241,8 @@ def _link_findings(result: ScanResult, att: Attribution) -> Iterable[FindingData
 
 
 def _holder_of(att: Attribution, path: str) -> str:
-    folder = path
-    while True:
-        holder = att.folder_holder.get(folder)
-        if holder is not None:
-            return holder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return ""
-        folder = parent
+    found = holders_of(att, path)
+    return found[0] if found else ""
 
 
 def _unreadable(result: ScanResult) -> Iterable[FindingData]:
@@ -502,7 +495,7 @@ def build_findings(
     found.extend(_ollama(refs, backends, result))
     found.extend(_vllm(refs, backends))
     found.extend(_duplicates(refs, result, att))
-    unique: dict[tuple[str, str, str], FindingData] = {}
+    unique: dict[tuple[str, str, str, str], FindingData] = {}
     for finding in found:
         unique.setdefault(finding.key, finding)
-    return sorted(unique.values(), key=lambda f: (f.kind, f.entry, f.path))
+    return sorted(unique.values(), key=lambda f: f.key)

@@ -112,7 +112,8 @@ class Usage:
 class Attribution:
     usage: dict[str, Usage]  # entry name -> usage
     orphans: dict[str, Usage]  # orphan folder path -> usage
-    folder_holder: dict[str, str]  # real folder -> holder (entry name or folder path)
+    # real folder -> holders using exactly that folder (entry names or the orphan path)
+    folder_holders: dict[str, list[str]]
 
 
 def _measure_folder(result: ScanResult, usage: Usage, real: str) -> None:
@@ -194,8 +195,11 @@ def attribute(result: ScanResult, refs: list[EntryRef]) -> Attribution:
         owners[key] = ranked[0][0]
     for name, u in holders.items():
         _totals(result, u, name, refs_by_key, owners)
-    folder_holder = {u.path: name for name, u in holders.items() if u.path}
-    return Attribution(usage=usage, orphans=orphans, folder_holder=folder_holder)
+    folder_holders: dict[str, list[str]] = {}
+    for name, u in sorted(holders.items()):
+        if u.path:
+            folder_holders.setdefault(u.path, []).append(name)
+    return Attribution(usage=usage, orphans=orphans, folder_holders=folder_holders)
 
 
 def _totals(result, u: Usage, name: str, refs_by_key, owners) -> None:
@@ -248,23 +252,23 @@ def orphan_size(result: ScanResult, folder: str) -> tuple[int, int, int]:
 
 def symlinks_into(result: ScanResult, attribution: Attribution) -> dict[str, set[str]]:
     """holder -> other holders whose symlinks point into its folder (they would break)."""
-    folder_holder = attribution.folder_holder
-
-    def holder_of(path: str) -> str | None:
-        # Walk up the parents: the innermost holder folder wins (O(depth)).
-        while True:
-            holder = folder_holder.get(path)
-            if holder is not None:
-                return holder
-            parent = os.path.dirname(path)
-            if parent == path:
-                return None
-            path = parent
-
     out: dict[str, set[str]] = {}
     for link, target in result.links.items():
-        target_holder = holder_of(target)
-        link_holder = holder_of(link)
-        if target_holder and link_holder and target_holder != link_holder:
-            out.setdefault(target_holder, set()).add(link_holder)
-    return out
+        targets = holders_of(attribution, target)
+        linkers = holders_of(attribution, link)
+        for holder in targets:
+            out.setdefault(holder, set()).update(h for h in linkers if h not in targets)
+    return {k: v for k, v in out.items() if v}
+
+
+def holders_of(attribution: Attribution, path: str) -> list[str]:
+    """The holders of the innermost holder folder at or above ``path`` (O(depth))."""
+    folders = attribution.folder_holders
+    while True:
+        found = folders.get(path)
+        if found:
+            return found
+        parent = os.path.dirname(path)
+        if parent == path:
+            return []
+        path = parent

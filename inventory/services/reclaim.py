@@ -71,6 +71,11 @@ class PlanItem:
     def movable(self) -> bool:
         return not self.refused and not self.nested_in
 
+    @property
+    def freed_bytes(self) -> int:
+        """What moving this folder alone would free once the trash is emptied."""
+        return freed_bytes({self.key: self.exclusive_bytes}, {self.key: self.shared})
+
 
 @dataclass
 class Plan:
@@ -508,7 +513,7 @@ def _move(
     item: PlanItem, actor: Actor, result: ExecuteResult, by_name, plan
 ) -> TrashItem | None:
     names = list(item.entry_names)
-    freed = freed_bytes({item.key: item.exclusive_bytes}, {item.key: item.shared})
+    freed = item.freed_bytes
     primary = by_name.get(names[0]) if names else None
     details = {
         "op": InventoryOp.RECLAIM,

@@ -99,12 +99,15 @@ class Library:
         self.discovered.append(disc)
         return entry
 
-    def ollama(self, name: str, tag: str, **extra):
+    def ollama(self, name: str, tag: str, *, base_url: str = "", **extra):
+        config = {"port": 11434, "model_path": f"ollama:/{tag}"}
+        if base_url:
+            config["base_url"] = base_url
         entry = {
             "name": name,
             "display_name": name,
             "backend": "ollama",
-            "backend_config": {"port": 11434, "model_path": f"ollama:/{tag}"},
+            "backend_config": config,
             "served_model_id": tag,
             "roles": ["chat"],
             "metadata": {"registry_layer": "curated", **extra.pop("metadata", {})},
