@@ -170,7 +170,7 @@ class ExecuteRestoreEmptyTests(ReclaimTestCase):
         self.assertFalse(self.old.exists())
         moved = os.path.join(item.trash_path, "model.safetensors")
         self.assertEqual(os.stat(moved).st_ino, inode)  # renamed, not copied
-        manifest = json.loads(open(os.path.join(item.item_dir, trash.MANIFEST)).read())
+        manifest = trash.read_manifest(item.item_dir)
         self.assertEqual(manifest["original_path"], str(self.old))
         self.assertEqual(manifest["entries"], ["old"])
         self.assertEqual(manifest["deprecated_by_us"], ["old"])
