@@ -68,7 +68,7 @@ def trash_restore(request, pk: int):
 def trash_empty(request):
     """GET: what would be deleted; POST (with the confirm box): delete for good."""
     items = TrashItem.objects.filter(state=TrashState.IN_TRASH)
-    form = EmptyTrashForm(request.POST or None)
+    form = EmptyTrashForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         chosen = list(items.filter(pk__in=form.item_ids) if form.item_ids else items)
         done, freed, problems = reclaim.empty_trash(chosen, Actor.from_request(request))
