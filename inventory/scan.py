@@ -31,11 +31,12 @@ import bisect
 import hashlib
 import json
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from stat import S_ISREG
+from typing import NamedTuple
 
 Key = tuple[int, int]  # (st_dev, st_ino)
 
@@ -77,8 +78,7 @@ class ScanCancelled(Exception):
     """The caller's cancel event was set during the walk."""
 
 
-@dataclass(frozen=True)
-class Inode:
+class Inode(NamedTuple):
     size: int
     blocks: int  # 512-byte blocks actually allocated (``du``)
     nlink: int
@@ -255,6 +255,15 @@ def real_roots(roots: Iterable[os.PathLike | str]) -> tuple[list[str], list[str]
     return sorted(kept), missing
 
 
+def _plain(link_text: str) -> bool:
+    """No ``..`` after a named component (where ``..`` would climb out of a symlink)."""
+    parts = link_text.split(os.sep)
+    lead = 0
+    while lead < len(parts) and parts[lead] == "..":
+        lead += 1
+    return ".." not in parts[lead:]
+
+
 def partial_reason(name: str, size: int) -> str:
     """Why a file looks like an unfinished download ("" = it does not)."""
     lower = name.lower()
@@ -266,11 +275,6 @@ def partial_reason(name: str, size: int) -> str:
     if size == 0 and lower.endswith(WEIGHT_SUFFIXES):
         return "zero-byte weight shard"
     return ""
-
-
-def _is_marker(name: str) -> bool:
-    lower = name.lower()
-    return lower in MARKER_FILES or lower.endswith(WEIGHT_SUFFIXES)
 
 
 # --------------------------------------------------------------------------------------
@@ -291,6 +295,7 @@ class _Walker:
         self.progress = progress
         self.cancel = cancel
         self.last_report = 0.0
+        self.raw_links: list[str] = []
 
     def walk_root(self, root: str, index: int, count: int) -> None:
         stack = [root]
@@ -306,7 +311,9 @@ class _Walker:
                 raise ScanCancelled("scan cancelled")
 
     def _scan_dir(self, folder: str, stack: list[str]) -> DirInfo | None:
+        """One directory: the hot loop (local names, one lstat per regular file)."""
         res = self.result
+        files, inodes, links = res.files, res.inodes, self.raw_links
         info = DirInfo()
         try:
             it = os.scandir(folder)
@@ -320,7 +327,7 @@ class _Walker:
                 try:
                     if entry.is_symlink():
                         info.links += 1
-                        self._link(path)
+                        links.append(path)  # resolved after the walk
                     elif entry.is_dir(follow_symlinks=False):
                         if entry.name in IGNORED_DIRS or path in self.exclude:
                             continue
@@ -328,35 +335,54 @@ class _Walker:
                         stack.append(path)
                     else:
                         st = entry.stat(follow_symlinks=False)
-                        if not stat.S_ISREG(st.st_mode):
+                        if not S_ISREG(st.st_mode):
                             continue  # sockets, fifos, devices
                         info.files += 1
-                        if _is_marker(entry.name):
+                        key = (st.st_dev, st.st_ino)
+                        files[path] = key
+                        if key not in inodes:
+                            inodes[key] = Inode(st.st_size, st.st_blocks, st.st_nlink)
+                        lower = entry.name.lower()
+                        if lower.endswith(WEIGHT_SUFFIXES) or lower in MARKER_FILES:
                             info.marker = True
-                        self._file(path, entry.name, st)
+                            if st.st_size == 0:
+                                self._partial(path, lower, 0)
+                        elif lower.endswith(PARTIAL_SUFFIXES) or lower.startswith(
+                            "sha256-"
+                        ):
+                            self._partial(path, lower, st.st_size)
                 except OSError as exc:
                     res.errors.append((path, exc.strerror or str(exc)))
         return info
 
-    def _file(self, path: str, name: str, st: os.stat_result) -> None:
-        res = self.result
-        key = (st.st_dev, st.st_ino)
-        res.files[path] = key
-        if key not in res.inodes:
-            res.inodes[key] = Inode(st.st_size, st.st_blocks, st.st_nlink)
-        reason = partial_reason(name, st.st_size)
+    def _partial(self, path: str, lower: str, size: int) -> None:
+        reason = partial_reason(lower, size)
         if reason:
-            res.partials.append(Partial(path, st.st_size, reason))
+            self.result.partials.append(Partial(path, size, reason))
 
-    def _link(self, path: str) -> None:
+    def resolve_links(self) -> None:
+        """Resolve the symlinks seen (after the walk, so most targets are known).
+
+        Fast path: the link's folder is a real path (the walk never enters a
+        symlink), so joining its target text gives the real target whenever that
+        names a file or folder the walk saw; anything else goes through realpath.
+        """
         res = self.result
-        target = os.path.realpath(path)
-        if not res.inside_roots(target):
-            res.link_problems.append(LinkProblem(path, target, "outside"))
-        elif not os.path.lexists(target):
-            res.link_problems.append(LinkProblem(path, target, "broken"))
-        else:
-            res.links[path] = target
+        for path in self.raw_links:
+            try:
+                text = os.readlink(path)
+            except OSError as exc:
+                res.errors.append((path, exc.strerror or str(exc)))
+                continue
+            target = os.path.normpath(os.path.join(os.path.dirname(path), text))
+            if not _plain(text) or (target not in res.files and target not in res.dirs):
+                target = os.path.realpath(path)
+            if not res.inside_roots(target):
+                res.link_problems.append(LinkProblem(path, target, "outside"))
+            elif target not in res.files and not os.path.exists(target):
+                res.link_problems.append(LinkProblem(path, target, "broken"))
+            else:
+                res.links[path] = target
 
     def _report(self, root, index, count, top, stack) -> None:
         now = time.monotonic()
@@ -399,6 +425,7 @@ def scan(
     walker = _Walker(result, excluded, progress, cancel)
     for index, root in enumerate(real):
         walker.walk_root(root, index, len(real))
+    walker.resolve_links()
     if ollama_real and os.path.isdir(ollama_real):
         result.ollama = read_ollama_store(ollama_real, result)
     result.elapsed_s = time.monotonic() - started

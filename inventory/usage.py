@@ -188,13 +188,18 @@ def attribute(result: ScanResult, refs: list[EntryRef]) -> Attribution:
             refs_by_key.setdefault(key, []).append((name, 0))
     is_entry = set(usage)
     owners: dict[Key, str] = {}
+    sharers: dict[Key, list[str]] = {}  # only inodes with more than one holder
     for key, refs_ in refs_by_key.items():
+        if len(refs_) == 1:
+            owners[key] = refs_[0][0]
+            continue
         ranked = sorted(
             refs_, key=lambda r: (r[0] not in is_entry, r[1] == 0, r[0].lower())
         )
         owners[key] = ranked[0][0]
+        sharers[key] = sorted({h for h, _ in refs_})
     for name, u in holders.items():
-        _totals(result, u, name, refs_by_key, owners)
+        _totals(result, u, name, owners, sharers)
     folder_holders: dict[str, list[str]] = {}
     for name, u in sorted(holders.items()):
         if u.path:
@@ -202,28 +207,28 @@ def attribute(result: ScanResult, refs: list[EntryRef]) -> Attribution:
     return Attribution(usage=usage, orphans=orphans, folder_holders=folder_holders)
 
 
-def _totals(result, u: Usage, name: str, refs_by_key, owners) -> None:
+def _totals(result, u: Usage, name: str, owners, sharers) -> None:
     inodes = result.inodes
     every = list(u.keys.items()) + [(k, 0) for k in u.via_links]
     u.files = len(every)
     for key, links in every:
-        inode = inodes[key]
-        u.size_bytes += inode.size
-        u.disk_bytes += inode.blocks * 512
-        if owners.get(key) == name:
-            u.owned_bytes += inode.size
-        holders = sorted({h for h, _ in refs_by_key[key]})
-        if holders == [name] and links >= inode.nlink:
-            u.exclusive_bytes += inode.size
+        size, blocks, nlink = inodes[key]
+        u.size_bytes += size
+        u.disk_bytes += blocks * 512
+        if owners[key] == name:
+            u.owned_bytes += size
+        holders = sharers.get(key)
+        if holders is None and links >= nlink:
+            u.exclusive_bytes += size
             continue
         u.shared.append(
             SharedFile(
                 key=key,
-                size=inode.size,
-                nlink=inode.nlink,
+                size=size,
+                nlink=nlink,
                 links=links,
-                holders=holders,
-                owner=owners.get(key, ""),
+                holders=holders or [name],
+                owner=owners[key],
             )
         )
 
