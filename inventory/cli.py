@@ -144,6 +144,8 @@ def _print_table(run, findings) -> None:
         where = f.entry_name or f.path
         size = f" [{human_bytes(f.size_bytes)}]" if f.size_bytes else ""
         print(f"  {where}{size}: {f.message}")
+        if f.entry_name and f.path:
+            print(f"    path: {f.path}")
         if f.hint:
             print(f"    fix: {f.hint}")
     print(

@@ -75,12 +75,15 @@ class BackendState:
 
 
 def human_bytes(n: int | None) -> str:
+    """Like Django's ``filesizeformat`` (1024-based, one decimal), without settings."""
     size = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
+    if size < 1024:
+        return f"{int(size)} bytes"
+    for unit in ("KB", "MB", "GB", "TB"):
+        size /= 1024
+        if size < 1024 or unit == "TB":
+            return f"{size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _listed(paths: list[str], base: str = "") -> str:
@@ -146,7 +149,7 @@ def _entry_state(ref: EntryRef, u: Usage) -> Iterable[FindingData]:
             kind=FindingKind.PATH_MISSING,
             entry=ref.name,
             path=u.path,
-            message=f"The model path does not exist: {u.path}",
+            message="The model path does not exist",
             fixes=[FixKind.EDIT, FixKind.MARK_DEPRECATED],
             hint="Correct the model path (Edit), download the model again, or "
             "mark the entry deprecated.",
@@ -157,7 +160,7 @@ def _entry_state(ref: EntryRef, u: Usage) -> Iterable[FindingData]:
             entry=ref.name,
             path=u.path,
             size_bytes=0,
-            message=f"The model folder holds no files: {u.path}",
+            message="The model folder holds no files",
             fixes=[FixKind.EDIT, FixKind.MARK_DEPRECATED],
             hint="Download the model into it, correct the path, or mark the "
             "entry deprecated.",
@@ -179,16 +182,21 @@ def _entry_state(ref: EntryRef, u: Usage) -> Iterable[FindingData]:
             entry=ref.name,
             path=u.path,
             size_bytes=sum(p.size for p in u.partials),
-            message=(
-                f"{len(u.partials)} unfinished download file(s): "
-                + _listed([p.path for p in u.partials], u.path)
-                + f" ({u.partials[0].reason})"
-            ),
+            message=_partials_message(u),
             fixes=[FixKind.VERIFY, FixKind.COMMAND],
             hint="Finish (resume) the download, then Verify the entry to record "
             "the hash of the complete files.",
             details={"partials": [[p.path, p.size, p.reason] for p in u.partials]},
         )
+
+
+def _partials_message(u: Usage) -> str:
+    names = _listed([p.path for p in u.partials], u.path)
+    zero = sum(1 for p in u.partials if p.size == 0 and "zero-byte" in p.reason)
+    text = f"Unfinished download: {names}"
+    if zero:
+        text += f" ({zero} zero-byte weight shard{'s' if zero > 1 else ''})"
+    return text
 
 
 def _stray_partials(result: ScanResult, att: Attribution) -> Iterable[FindingData]:

@@ -8,8 +8,17 @@ from django.utils.html import format_html
 
 from .choices import FindingKind
 from .models import Finding, TrashItem
+from .templatetags.inventory_tags import short_path
 
 SEVERITY_BADGE = {"bad": "bad", "warn": "warn", "info": "info"}
+
+
+def td(label: str, css: str = "") -> dict:
+    """Cell attributes: the label shows before the value when rows stack (phones)."""
+    attrs = {"data-label": label}
+    if css:
+        attrs["class"] = css
+    return {"td": attrs}
 
 
 def _size(value) -> str:
@@ -38,22 +47,20 @@ def _when(value) -> str:
 
 
 class FindingTable(tables.Table):
-    kind = tables.Column(verbose_name="Kind", attrs={"td": {"class": "col-kind"}})
-    entry_name = tables.Column(
-        verbose_name="Entry", attrs={"td": {"class": "col-entry"}}
-    )
-    path = tables.Column(verbose_name="Path", attrs={"td": {"class": "col-path"}})
+    kind = tables.Column(verbose_name="Kind", attrs=td("Kind", "col-kind"))
+    entry_name = tables.Column(verbose_name="Entry", attrs=td("Entry", "col-entry"))
+    path = tables.Column(verbose_name="Path", attrs=td("Path", "col-path"))
     message = tables.Column(
         verbose_name="What is wrong",
         orderable=False,
-        attrs={"td": {"class": "col-msg"}},
+        attrs=td("Problem", "col-msg"),
     )
-    size_bytes = tables.Column(verbose_name="Size", attrs={"td": {"class": "num"}})
+    size_bytes = tables.Column(verbose_name="Size", attrs=td("Size", "num"))
     fix = tables.Column(
         verbose_name="Fix",
         empty_values=(),
         orderable=False,
-        attrs={"td": {"class": "col-fix"}},
+        attrs=td("", "col-fix"),
     )
 
     class Meta:
@@ -61,7 +68,7 @@ class FindingTable(tables.Table):
         fields = ()
         template_name = "registry/_table.html"
         empty_text = "No findings: the registry, the disk and the backends agree."
-        attrs = {"class": "table findings-table", "id": "findings-grid"}
+        attrs = {"class": "table findings-table stack", "id": "findings-grid"}
         row_attrs = {
             "data-kind": lambda record: record.kind,
             "data-finding": lambda record: record.pk,
@@ -80,7 +87,7 @@ class FindingTable(tables.Table):
 
     def render_path(self, value):
         return format_html(
-            '<span class="mono break" title="{}">{}</span>', value, value
+            '<span class="mono break" title="{}">{}</span>', value, short_path(value)
         )
 
     def render_size_bytes(self, value):
@@ -113,23 +120,28 @@ class CandidateTable(tables.Table):
         verbose_name="",
         empty_values=(),
         orderable=False,
-        attrs={"td": {"class": "col-select"}},
+        attrs=td("", "col-select"),
     )
     name = tables.Column(
-        accessor="entry__name", verbose_name="Entry", order_by=("name",)
+        accessor="entry__name",
+        verbose_name="Entry",
+        order_by=("name",),
+        attrs=td("Entry"),
     )
-    backend = tables.Column(accessor="entry__backend", verbose_name="Backend")
-    size = tables.Column(
-        accessor="size", verbose_name="Size", attrs={"td": {"class": "num"}}
+    backend = tables.Column(
+        accessor="entry__backend", verbose_name="Backend", attrs=td("Backend")
     )
-    last_used = tables.Column(verbose_name="Last used")
-    idle_since = tables.Column(verbose_name="Idle since")
-    status = tables.Column(empty_values=(), orderable=False, verbose_name="Status")
+    size = tables.Column(accessor="size", verbose_name="Size", attrs=td("Size", "num"))
+    last_used = tables.Column(verbose_name="Last used", attrs=td("Last used"))
+    idle_since = tables.Column(verbose_name="Idle since", attrs=td("Idle since"))
+    status = tables.Column(
+        empty_values=(), orderable=False, verbose_name="Status", attrs=td("Status")
+    )
 
     class Meta:
         template_name = "registry/_table.html"
         empty_text = "No entry has a folder of its own."
-        attrs = {"class": "table reclaim-table", "id": "reclaim-grid"}
+        attrs = {"class": "table reclaim-table stack", "id": "reclaim-grid"}
         row_attrs = {"data-name": lambda record: record.entry.name}
 
     def __init__(self, *args, selected=(), **kwargs):
@@ -169,24 +181,29 @@ class CandidateTable(tables.Table):
 
 class TrashTable(tables.Table):
     label = tables.Column(
-        verbose_name="Entries / folder", empty_values=(), orderable=False
+        verbose_name="Entries / folder",
+        empty_values=(),
+        orderable=False,
+        attrs=td("Entries"),
     )
     original_path = tables.Column(
-        verbose_name="Came from", attrs={"td": {"class": "col-path"}}
+        verbose_name="Came from", attrs=td("From", "col-path")
     )
-    size_bytes = tables.Column(verbose_name="Size", attrs={"td": {"class": "num"}})
-    freed_bytes = tables.Column(verbose_name="Frees", attrs={"td": {"class": "num"}})
-    moved_at = tables.Column(verbose_name="Moved")
-    moved_by = tables.Column(verbose_name="By")
-    state = tables.Column(verbose_name="State")
-    actions = tables.Column(verbose_name="", orderable=False, empty_values=())
+    size_bytes = tables.Column(verbose_name="Size", attrs=td("Size", "num"))
+    freed_bytes = tables.Column(verbose_name="Frees", attrs=td("Frees", "num"))
+    moved_at = tables.Column(verbose_name="Moved", attrs=td("Moved"))
+    moved_by = tables.Column(verbose_name="By", attrs=td("By"))
+    state = tables.Column(verbose_name="State", attrs=td("State"))
+    actions = tables.Column(
+        verbose_name="", orderable=False, empty_values=(), attrs=td("")
+    )
 
     class Meta:
         model = TrashItem
         fields = ()
         template_name = "registry/_table.html"
         empty_text = "The trash is empty."
-        attrs = {"class": "table trash-table", "id": "trash-grid"}
+        attrs = {"class": "table trash-table stack", "id": "trash-grid"}
         row_attrs = {"data-item": lambda record: record.pk}
 
     #: Set by the view: the CSRF token for the restore forms, and the permission.
@@ -202,7 +219,7 @@ class TrashTable(tables.Table):
 
     def render_original_path(self, value):
         return format_html(
-            '<span class="mono break" title="{}">{}</span>', value, value
+            '<span class="mono break" title="{}">{}</span>', value, short_path(value)
         )
 
     def render_size_bytes(self, value):

@@ -6,8 +6,12 @@ or ``{% backend_disk_total backend as total %}`` (one query per request, cached)
 
 from __future__ import annotations
 
+import os
+
 from django import template
 
+from .. import sources
+from ..scan import is_within
 from ..services import disk
 
 register = template.Library()
@@ -59,3 +63,20 @@ def entry_activity_of(entry):
     if entry is None:
         return None
     return disk.entry_activity([entry]).get(entry.name)
+
+
+def short_path(path: str) -> str:
+    """``<root name>/rel/path`` for a path inside a model root (the full path is
+    shown as the title); other paths unchanged."""
+    if not path or not path.startswith("/"):
+        return path or ""
+    for root in sorted((str(r) for r in sources.model_roots()), key=len, reverse=True):
+        root = os.path.realpath(root)
+        if is_within(path, root):
+            rel = os.path.relpath(path, root)
+            name = os.path.basename(root.rstrip("/")) or root
+            return name if rel == "." else f"{name}/{rel}"
+    return path
+
+
+register.filter("short_path", short_path)

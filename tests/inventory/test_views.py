@@ -113,6 +113,21 @@ class InventoryViewTests(LibraryMixin, PermissionMatrixMixin, TestCase):
         row = ActionLog.objects.filter(action=Action.RECONCILE, user_name="erin").get()
         self.assertEqual(row.details["op"], "scan")
 
+    def test_scan_status_polls_while_the_job_runs(self):
+        from inventory import tasks
+
+        job = tasks.request_scan(ACTOR)  # queued (on_commit does not run here)
+        url = reverse("inventory:scan_status")
+        self.assert_get_matrix(url, allowed=[self.viewer], forbidden=[self.outsider])
+        body = self.client_for(self.viewer).get(url).content.decode()
+        self.assertIn(f'hx-get="{url}"', body)
+        self.assertIn('data-job-status="queued"', body)
+        job.status = "succeeded"
+        job.save()
+        body = self.client_for(self.viewer).get(url).content.decode()
+        self.assertNotIn("hx-get", body)
+        self.assertIn('data-testid="scan-done"', body)
+
     # --- fixes ---------------------------------------------------------------------------
 
     def test_fix_preview_and_mark_deprecated(self):
