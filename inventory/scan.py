@@ -542,39 +542,47 @@ def read_ollama_store(store: str, result: ScanResult) -> OllamaStore:
             if len(parts) < 2:
                 continue
             try:
-                with open(path, "rb") as fh:
-                    raw = fh.read(1_000_000)
-                data = json.loads(raw)
+                manifest = _read_manifest(store, path, parts, result)
             except (OSError, ValueError) as exc:
                 out.errors.append((path, f"unreadable manifest: {exc}"))
                 continue
-            tag = manifest_tag(parts)
-            digests = [
-                str(layer.get("digest") or "")
-                for layer in [data.get("config") or {}, *(data.get("layers") or [])]
-                if isinstance(layer, dict)
-            ]
-            manifest = OllamaManifest(
-                tag=tag,
-                path=path,
-                digest=hashlib.sha256(raw).hexdigest(),
-                blobs=[],
-            )
-            for digest in filter(None, digests):
-                blob = blob_path(store, digest)
-                try:
-                    st = os.stat(blob, follow_symlinks=False)
-                except OSError:
-                    manifest.missing_blobs.append(blob)
-                    continue
-                key = (st.st_dev, st.st_ino)
-                result.files[blob] = key
-                result.inodes.setdefault(
-                    key, Inode(st.st_size, st.st_blocks, st.st_nlink)
-                )
-                manifest.blobs.append(blob)
-            out.manifests[tag] = manifest
-    blobs = os.path.join(store, "blobs")
+            out.manifests[manifest.tag] = manifest
+    _partial_blobs(os.path.join(store, "blobs"), result)
+    return out
+
+
+def _read_manifest(store, path, parts, result: ScanResult) -> OllamaManifest:
+    with open(path, "rb") as fh:
+        raw = fh.read(1_000_000)
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    digests = [
+        str(layer.get("digest") or "")
+        for layer in [data.get("config") or {}, *(data.get("layers") or [])]
+        if isinstance(layer, dict)
+    ]
+    manifest = OllamaManifest(
+        tag=manifest_tag(parts),
+        path=path,
+        digest=hashlib.sha256(raw).hexdigest(),
+        blobs=[],
+    )
+    for digest in filter(None, digests):
+        blob = blob_path(store, digest)
+        try:
+            st = os.stat(blob, follow_symlinks=False)
+        except OSError:
+            manifest.missing_blobs.append(blob)
+            continue
+        key = (st.st_dev, st.st_ino)
+        result.files[blob] = key
+        result.inodes.setdefault(key, Inode(st.st_size, st.st_blocks, st.st_nlink))
+        manifest.blobs.append(blob)
+    return manifest
+
+
+def _partial_blobs(blobs: str, result: ScanResult) -> None:
     try:
         with os.scandir(blobs) as it:
             for entry in it:
@@ -585,4 +593,3 @@ def read_ollama_store(store: str, result: ScanResult) -> OllamaStore:
                         result.partials.append(Partial(entry.path, size, reason))
     except OSError:
         pass
-    return out

@@ -45,83 +45,86 @@ def _perm(user, perm: str) -> tuple[bool, str]:
 
 def fix_options(finding: Finding, user) -> list[FixOption]:
     """The fixes of a finding, best first, with what each would do."""
-    entry = finding.entry
     out: list[FixOption] = []
     for kind in finding.fixes:
-        option = _option(finding, entry, kind, user)
+        build = BUILDERS.get(kind)
+        option = build(finding, finding.entry, user) if build else None
         if option is not None:
             out.append(option)
     return out
 
 
-def _option(finding: Finding, entry: ModelEntry | None, kind: str, user):
-    name = finding.entry_name
-    if kind == FixKind.IMPORT:
-        query = (finding.details or {}).get("tag") or os.path.basename(
-            finding.path.rstrip("/")
-        )
-        ok, why = _perm(user, "registry.import_entry")
-        return FixOption(
-            kind,
-            "Import through the import wizard",
-            "Opens the wizard searching for "
-            f"“{query}”: pick the entry or Ollama tag, fill its fields, review the "
-            "curated-file diff, confirm. A folder with no discovered entry is not "
-            "listed there until the downloader has recorded it.",
-            url=sources.import_url(query),
-            allowed=ok,
-            why_not=why,
-        )
-    if kind == FixKind.EDIT and entry is not None:
-        ok, why = _perm(user, "registry.edit_entry")
-        return FixOption(
-            kind,
-            "Edit the entry",
-            "Opens the editor (model path, served id, metadata) with a diff preview "
-            "before anything is written.",
-            url=sources.edit_url(entry.pk),
-            allowed=ok,
-            why_not=why,
-        )
-    if kind == FixKind.VERIFY and entry is not None:
-        ok, why = _perm(user, "registry.verify_entry")
-        return FixOption(
-            kind,
-            "Verify the files",
-            "After the download is complete, hash the files and record the result "
-            "(from the entry's drawer, or the command below).",
-            url=sources.entry_url(entry.pk),
-            command=shlex.join(sources.verify_command(name)),
-            allowed=ok,
-            why_not=why,
-        )
-    if kind == FixKind.MARK_DEPRECATED and entry is not None:
-        return deprecate_option(entry, user)
-    if kind == FixKind.RECLAIM:
-        key = entry_key(entry) if entry is not None else folder_key(finding.path)
-        ok, why = _perm(user, "inventory.reclaim_space")
-        return FixOption(
-            kind,
-            "Plan a reclaim",
-            "Opens the reclaim plan with this item selected: it shows what would be "
-            "freed, what references it and what would break before anything moves. "
-            "Folders go to the trash (restorable), nothing is deleted.",
-            url=f"{reverse('inventory:reclaim')}?{urlencode({'select': key})}",
-            allowed=ok,
-            why_not=why,
-        )
-    if kind == FixKind.COMMAND:
-        return _command_option(finding, entry)
-    if kind == FixKind.SETTING:
-        return FixOption(
-            kind,
-            "Change a setting",
-            finding.hint or "See docs/reconcile.md.",
-        )
-    return None
+def _linked(kind, title, text, url, user, perm, **extra) -> FixOption:
+    ok, why = _perm(user, perm)
+    return FixOption(kind, title, text, url=url, allowed=ok, why_not=why, **extra)
 
 
-def _command_option(finding: Finding, entry: ModelEntry | None) -> FixOption:
+def _import(finding: Finding, entry, user) -> FixOption:
+    query = (finding.details or {}).get("tag") or os.path.basename(
+        finding.path.rstrip("/")
+    )
+    return _linked(
+        FixKind.IMPORT,
+        "Import through the import wizard",
+        f"Opens the wizard searching for “{query}”: pick the entry or Ollama tag, "
+        "fill its fields, review the curated-file diff, confirm. A folder with no "
+        "discovered entry is not listed there until the downloader has recorded it.",
+        sources.import_url(query),
+        user,
+        "registry.import_entry",
+    )
+
+
+def _edit(finding: Finding, entry, user) -> FixOption | None:
+    if entry is None:
+        return None
+    return _linked(
+        FixKind.EDIT,
+        "Edit the entry",
+        "Opens the editor (model path, served id, metadata) with a diff preview "
+        "before anything is written.",
+        sources.edit_url(entry.pk),
+        user,
+        "registry.edit_entry",
+    )
+
+
+def _verify(finding: Finding, entry, user) -> FixOption | None:
+    if entry is None:
+        return None
+    return _linked(
+        FixKind.VERIFY,
+        "Verify the files",
+        "After the download is complete, hash the files and record the result "
+        "(from the entry's drawer, or the command below).",
+        sources.entry_url(entry.pk),
+        user,
+        "registry.verify_entry",
+        command=shlex.join(sources.verify_command(entry.name)),
+    )
+
+
+def _reclaim(finding: Finding, entry, user) -> FixOption:
+    key = entry_key(entry) if entry is not None else folder_key(finding.path)
+    return _linked(
+        FixKind.RECLAIM,
+        "Plan a reclaim",
+        "Opens the reclaim plan with this item selected: it shows what would be "
+        "freed, what references it and what would break before anything moves. "
+        "Folders go to the trash (restorable), nothing is deleted.",
+        f"{reverse('inventory:reclaim')}?{urlencode({'select': key})}",
+        user,
+        "inventory.reclaim_space",
+    )
+
+
+def _setting(finding: Finding, entry, user) -> FixOption:
+    return FixOption(
+        FixKind.SETTING, "Change a setting", finding.hint or "See docs/reconcile.md."
+    )
+
+
+def _command_option(finding: Finding, entry: ModelEntry | None, user=None) -> FixOption:
     details = finding.details or {}
     argv = details.get("command") or []
     if finding.kind == FindingKind.VLLM_MISMATCH and entry is not None:
@@ -157,6 +160,21 @@ def deprecate_option(entry: ModelEntry, user) -> FixOption:
         allowed=ok,
         why_not=why,
     )
+
+
+def _deprecate(finding: Finding, entry, user) -> FixOption | None:
+    return deprecate_option(entry, user) if entry is not None else None
+
+
+BUILDERS = {
+    FixKind.IMPORT: _import,
+    FixKind.EDIT: _edit,
+    FixKind.VERIFY: _verify,
+    FixKind.MARK_DEPRECATED: _deprecate,
+    FixKind.RECLAIM: _reclaim,
+    FixKind.COMMAND: _command_option,
+    FixKind.SETTING: _setting,
+}
 
 
 def mark_deprecated(

@@ -196,7 +196,9 @@ def _entry_item(ctx: _Context, entry: ModelEntry) -> PlanItem:
     if item.refused:
         return item
     item.folder = os.path.realpath(paths[0])
-    if not os.path.isdir(item.folder):
+    if os.path.isfile(item.folder):
+        item.refused = "The model path is a single file: only folders move to the trash"
+    elif not os.path.isdir(item.folder):
         item.refused = f"The model path does not exist: {paths[0]}"
     elif usage is None or usage.state == UsageState.UNKNOWN:
         item.refused = "Not scanned yet: run the reconcile scan first"
@@ -512,8 +514,11 @@ def execute(keys: list[str], actor: Actor, digest: str) -> ExecuteResult:
 def _move(
     item: PlanItem, actor: Actor, result: ExecuteResult, by_name, plan
 ) -> TrashItem | None:
+    """One item: rename into the trash, record it, deprecate; one audit row.
+
+    The manifest is on disk before the rename, so even a failure between the rename
+    and the database row leaves an item :func:`sync_trash` adopts."""
     names = list(item.entry_names)
-    freed = item.freed_bytes
     primary = by_name.get(names[0]) if names else None
     details = {
         "op": InventoryOp.RECLAIM,
@@ -521,7 +526,7 @@ def _move(
         "folder": item.folder,
         "entries": names,
         "bytes": item.size_bytes,
-        "freed_bytes": freed,
+        "freed_bytes": item.freed_bytes,
     }
     try:
         with audited(
@@ -531,38 +536,18 @@ def _move(
             entry_name=names[0] if names else "",
             details=details,
         ) as audit:
-            moved = trash.move_to_trash(
-                item.folder,
-                item.trash_dir,
-                {
-                    "entries": names,
-                    "moved_by": actor.name,
-                    "batch": result.batch,
-                    "size_bytes": item.size_bytes,
-                    "freed_bytes": freed,
-                },
-            )
-            row = TrashItem.objects.create(
-                entry=primary,
-                entry_names=names,
-                original_path=item.folder,
-                item_dir=moved.item_dir,
-                trash_path=moved.trash_path,
-                size_bytes=item.size_bytes or 0,
-                freed_bytes=freed,
-                batch=result.batch,
-                moved_by=actor.name[:150],
-            )
+            row = _trash_item(item, names, primary, actor, result.batch)
             notes = _deprecate(row, names, by_name, actor)
             audit.details = {
                 **details,
-                "trash_path": moved.trash_path,
+                "trash_path": row.trash_path,
                 "item": row.pk,
                 "deprecated": row.deprecated_by_us,
             }
-            audit.after = {"trash_path": moved.trash_path}
+            audit.after = {"trash_path": row.trash_path}
             audit.message = (
-                f"Moved {item.folder} to the trash ({human_bytes(freed)} freed when emptied)"
+                f"Moved {item.folder} to the trash "
+                f"({human_bytes(item.freed_bytes)} freed when emptied)"
                 + (f"; {notes}" if notes else "")
             )
             if notes:
@@ -571,6 +556,31 @@ def _move(
     except trash.TrashError as exc:
         result.refused.append((item.label, str(exc)))
         return None
+
+
+def _trash_item(item: PlanItem, names, primary, actor: Actor, batch: str) -> TrashItem:
+    moved = trash.move_to_trash(
+        item.folder,
+        item.trash_dir,
+        {
+            "entries": names,
+            "moved_by": actor.name,
+            "batch": batch,
+            "size_bytes": item.size_bytes,
+            "freed_bytes": item.freed_bytes,
+        },
+    )
+    return TrashItem.objects.create(
+        entry=primary,
+        entry_names=names,
+        original_path=item.folder,
+        item_dir=moved.item_dir,
+        trash_path=moved.trash_path,
+        size_bytes=item.size_bytes or 0,
+        freed_bytes=item.freed_bytes,
+        batch=batch,
+        moved_by=actor.name[:150],
+    )
 
 
 def _deprecate(row: TrashItem, names: list[str], by_name, actor: Actor) -> str:

@@ -196,6 +196,14 @@ class InventoryViewTests(LibraryMixin, PermissionMatrixMixin, TestCase):
         self.assertRegex(page, rf'value="{self.key()}"[^>]*checked')
         self.assertIn(str(self.lib.root / "stray/orphan"), page)
 
+    def test_reclaim_table_sorts_columns_with_unknown_values(self):
+        client = self.client_for(self.editor)
+        for sort in ("size", "-size", "last_used", "-idle_since", "name", "backend"):
+            response = client.get(reverse("inventory:reclaim"), {"sort": sort})
+            self.assertEqual(response.status_code, 200, sort)
+        page = client.get(reverse("inventory:reclaim"), {"sort": "-size"}).content.decode()
+        self.assertLess(page.index(">old<"), page.index(">gone<"))
+
     def test_preview_then_execute_moves_and_audits_as_the_editor(self):
         keys = [self.key(), f"folder:{self.lib.root / 'stray/orphan'}"]
         preview_url = reverse("inventory:reclaim_preview")
