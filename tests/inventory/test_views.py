@@ -201,7 +201,9 @@ class InventoryViewTests(LibraryMixin, PermissionMatrixMixin, TestCase):
         for sort in ("size", "-size", "last_used", "-idle_since", "name", "backend"):
             response = client.get(reverse("inventory:reclaim"), {"sort": sort})
             self.assertEqual(response.status_code, 200, sort)
-        page = client.get(reverse("inventory:reclaim"), {"sort": "-size"}).content.decode()
+        page = client.get(
+            reverse("inventory:reclaim"), {"sort": "-size"}
+        ).content.decode()
         self.assertLess(page.index(">old<"), page.index(">gone<"))
 
     def test_preview_then_execute_moves_and_audits_as_the_editor(self):
