@@ -143,7 +143,7 @@ def _freed_alone(u: Usage) -> int:
     return sum(s.size for s in u.shared if s.links >= s.nlink)
 
 
-def _entry_state(ref: EntryRef, u: Usage) -> Iterable[FindingData]:
+def _entry_state(ref: EntryRef, u: Usage, has_roots: bool) -> Iterable[FindingData]:
     if u.state == UsageState.MISSING:
         yield FindingData(
             kind=FindingKind.PATH_MISSING,
@@ -165,7 +165,7 @@ def _entry_state(ref: EntryRef, u: Usage) -> Iterable[FindingData]:
             hint="Download the model into it, correct the path, or mark the "
             "entry deprecated.",
         )
-    elif u.state == UsageState.OUTSIDE:
+    elif u.state == UsageState.OUTSIDE and has_roots:
         yield FindingData(
             kind=FindingKind.OUTSIDE_ROOTS,
             entry=ref.name,
@@ -496,7 +496,7 @@ def build_findings(
     for ref in refs:
         usage = att.usage.get(ref.name)
         if usage is not None:
-            found.extend(_entry_state(ref, usage))
+            found.extend(_entry_state(ref, usage, bool(result.roots)))
     found.extend(_stray_partials(result, att))
     found.extend(_link_findings(result, att))
     found.extend(_unreadable(result))

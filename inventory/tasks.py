@@ -26,7 +26,7 @@ from registry.models import Job
 
 from .scan import ScanCancelled
 
-JOB_KIND = "reconcile"
+JOB_KIND = "reconcile_scan"
 JOB_FUNC = "inventory.tasks.scan_job"
 TASK = "inventory.tasks.scheduled_scan"
 SCHEDULE_NAME = "inventory-reconcile"

@@ -52,6 +52,10 @@ class ScanServiceTests(LibraryMixin, TestCase):
         lib.vllm("half", lib.root / "org/half")
         lib.vllm("empty", lib.root / "org/empty")
         lib.vllm("gone", lib.root / "org/gone")
+        outside = self.tmp / "elsewhere" / "model"
+        outside.mkdir(parents=True)
+        (outside / "config.json").write_text("{}")
+        lib.vllm("outside", outside)
         lib.save()
 
     def test_findings_of_every_disk_kind(self):
@@ -64,6 +68,7 @@ class ScanServiceTests(LibraryMixin, TestCase):
         self.assertEqual(found[FindingKind.PATH_EMPTY], ["empty"])
         self.assertEqual(found[FindingKind.PARTIAL_DOWNLOAD], ["half"])
         self.assertEqual(found[FindingKind.LINK_OUTSIDE], ["half"])
+        self.assertEqual(found[FindingKind.OUTSIDE_ROOTS], ["outside"])
         # Pairs with the same verified weights: good/good-copy (stored twice) and
         # good/good-linked, good-copy/good-linked.
         self.assertEqual(
@@ -116,7 +121,7 @@ class ScanServiceTests(LibraryMixin, TestCase):
         self.assertEqual(by_name["half"].partial_files, 1)
         totals = backend_totals()
         self.assertEqual(totals["vllm"]["bytes"], 20_004 * 2 + 502)
-        self.assertEqual(totals["vllm"]["entries"], 6)
+        self.assertEqual(totals["vllm"]["entries"], 7)
         self.assertEqual(totals["vllm"]["measured"], 5)
 
     def test_a_rescan_replaces_the_findings_and_keeps_few_runs(self):
@@ -129,7 +134,7 @@ class ScanServiceTests(LibraryMixin, TestCase):
         fresh = run_scan(ACTOR, refresh_backends=False)
         self.assertNotIn(FindingKind.ORPHAN_FOLDER, kinds(fresh))
         self.assertIn(FindingKind.ORPHAN_FOLDER, kinds(run))
-        self.assertEqual(EntryUsage.objects.count(), 6)
+        self.assertEqual(EntryUsage.objects.count(), 7)
 
     def test_no_roots_configured_is_a_note_not_an_error(self):
         self.lib.vllm("x", self.lib.model("x"))
@@ -138,7 +143,8 @@ class ScanServiceTests(LibraryMixin, TestCase):
             run = run_scan(ACTOR, refresh_backends=False)
         self.assertEqual(run.files, 0)
         self.assertIn("IMAGEWORKS_MODEL_ROOTS is not set", " ".join(run.notes))
-        self.assertEqual(kinds(run), {FindingKind.OUTSIDE_ROOTS: ["x"]})
+        # Not one "outside the roots" finding per entry: the note says it all.
+        self.assertEqual(kinds(run), {})
 
 
 class MarkDeprecatedTests(LibraryMixin, TestCase):
