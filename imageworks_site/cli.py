@@ -31,6 +31,7 @@ PLUGINS = (
     "registry.cli.importing",  # import
     "backends.cli",  # activate-model, current-model
     "backends.health.cli",  # show-backends
+    "inventory.cli",  # reconcile
 )
 
 EXIT_OK = 0

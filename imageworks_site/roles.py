@@ -11,6 +11,9 @@ VIEW_PERMS = [
     "backends.view_activation",
     "backends.view_backendendpoint",
     "backends.view_healthtransition",
+    "inventory.view_finding",
+    "inventory.view_scanrun",
+    "inventory.view_trashitem",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -27,6 +30,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "registry.edit_entry",
         "registry.import_entry",
         "registry.sync_registry",
+        "inventory.run_scan",
+        "inventory.reclaim_space",
+        "inventory.restore_trash",
+        "inventory.empty_trash",
     ],
 }
 ROLES = list(ROLE_PERMISSIONS)
@@ -47,6 +54,7 @@ def ensure_groups(apps=None) -> None:
     from django.apps import apps as global_apps
     from django.contrib.auth.management import create_permissions
 
+    migrating = apps is not None
     apps = apps or global_apps
     # Custom permissions are normally created after migrations; make them now.
     for app_config in apps.get_app_configs():
@@ -61,9 +69,20 @@ def ensure_groups(apps=None) -> None:
         wanted = []
         for perm in perms:
             app_label, codename = perm.split(".")
+            if migrating and not _has_models(apps, app_label):
+                # That app's tables do not exist yet at this point of the migration
+                # plan; its own migration grants its permissions (calling this again).
+                continue
             wanted.append(
                 Permission.objects.get(
                     content_type__app_label=app_label, codename=codename
                 )
             )
         group.permissions.set(wanted)
+
+
+def _has_models(apps, app_label: str) -> bool:
+    try:
+        return bool(list(apps.get_app_config(app_label).get_models()))
+    except LookupError:
+        return False

@@ -11,6 +11,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("registry.urls")),
+    path("models/", include("inventory.urls", namespace="inventory")),
     path("backends/", include("backends.urls")),
     path("health/", include("backends.health.urls")),
 ]

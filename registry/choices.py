@@ -70,12 +70,13 @@ class JobStatus(models.TextChoices):
 class JobKind(models.TextChoices):
     """What a ``Job`` does. Each kind has one ``registry.jobs.JobSpec`` (function,
     queue, cancel permission): registry's own are registered by ``registry.apps``,
-    ACTIVATE and STOP by the backends app."""
+    ACTIVATE and STOP by the backends app, RECONCILE_SCAN by the inventory app."""
 
     SYNC = "sync", "Sync"
     VERIFY = "verify", "Verify"  # also verify-then-lock (``params["then_lock"]``)
     ACTIVATE = "activate", "Activate"
     STOP = "stop", "Stop"
+    RECONCILE_SCAN = "reconcile_scan", "Reconcile scan"
 
 
 class LockRequestStatus(models.TextChoices):

@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "imageworks_site",
     "registry",
     "backends",
+    "inventory",
 ]
 
 MIDDLEWARE = [
@@ -358,3 +359,16 @@ IMAGEWORKS_HEALTH_CARD_POLL = env_int("IMAGEWORKS_HEALTH_CARD_POLL", 15)
 IMAGEWORKS_HEALTH_CARD_REFRESH = env_float(
     "IMAGEWORKS_HEALTH_CARD_REFRESH", float(IMAGEWORKS_HEALTH_INTERVAL)
 )
+
+# Inventory: reconcile report, disk use, reclaim and trash (docs/reconcile.md)
+# The trash folder ("" = a .imageworks-trash folder inside the model root holding the
+# folder moved). It must be inside a model root; folders are renamed, never copied.
+IMAGEWORKS_TRASH_DIR = env("IMAGEWORKS_TRASH_DIR", "") or ""
+# Ollama's model store (manifests + blobs). Unset: $OLLAMA_MODELS or ~/.ollama/models;
+# empty: do not read it (Ollama sizes stay unknown).
+IMAGEWORKS_OLLAMA_MODELS_DIR = env("IMAGEWORKS_OLLAMA_MODELS_DIR")
+# Minutes between scheduled scans (manage.py setup_reconcile_schedule; 0 = none).
+IMAGEWORKS_RECONCILE_INTERVAL = env_int("IMAGEWORKS_RECONCILE_INTERVAL", 360)
+IMAGEWORKS_RECONCILE_KEEP = env_int("IMAGEWORKS_RECONCILE_KEEP", 10)
+# The reclaim page suggests entries unused for this many days.
+IMAGEWORKS_RECLAIM_IDLE_DAYS = env_int("IMAGEWORKS_RECLAIM_IDLE_DAYS", 90)

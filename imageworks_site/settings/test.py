@@ -26,6 +26,8 @@ IMAGEWORKS_VLLM_START_TIMEOUT = 20.0
 IMAGEWORKS_VLLM_STOP_GRACE = 3.0
 IMAGEWORKS_HEALTH_TIMEOUT = 1.0
 IMAGEWORKS_OLLAMA_URL = ""
+# Never read the machine's real Ollama store from tests.
+IMAGEWORKS_OLLAMA_MODELS_DIR = ""
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not Django's in-memory test database: with memory, the live server's

@@ -88,6 +88,21 @@ POLICY: dict[str, dict[str, str]] = {
     "health:check_all": {"POST": VIEW_HEALTH},
     "health:card": {"GET": VIEW_HEALTH},
     "health:check": {"POST": VIEW_HEALTH},
+    # inventory: reconcile report, reclaim plan, trash
+    "inventory:report": {"GET": "inventory.view_finding"},
+    "inventory:scan_status": {"GET": "inventory.view_finding"},
+    "inventory:finding_fix": {"GET": "inventory.view_finding"},
+    "inventory:scan_start": {"POST": "inventory.run_scan"},
+    "inventory:mark_deprecated": {"POST": EDIT},
+    "inventory:reclaim": {"GET": "inventory.reclaim_space"},
+    "inventory:reclaim_preview": {"POST": "inventory.reclaim_space"},
+    "inventory:reclaim_execute": {"POST": "inventory.reclaim_space"},
+    "inventory:trash": {"GET": "inventory.view_trashitem"},
+    "inventory:trash_restore": {"POST": "inventory.restore_trash"},
+    "inventory:trash_empty": {
+        "GET": "inventory.empty_trash",
+        "POST": "inventory.empty_trash",
+    },
 }
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

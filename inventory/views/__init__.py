@@ -1,0 +1,1 @@
+"""Pages of the inventory app (thin: the services in ``inventory.services`` work)."""
