@@ -1,0 +1,424 @@
+"""The API's ONE door into the registry and backends services.
+
+Every call the API makes into ``registry`` or ``backends`` goes through this module,
+so a restructure of those apps is re-pointed here and nowhere else. Functions are
+thin pass-throughs; three of them (marked ``RE-POINT``) still copy a few lines of
+decision logic from a view because the service they belong in does not exist yet:
+
+* :func:`request_lock`        -> ``registry.services.verify.request_lock(entry, actor)``
+* :func:`check_edit_conflict` -> ``registry.services.editing.check_conflict(...)``
+* :func:`request_activation`  -> ``backends.vllm.service.request_activation(entry, actor)``
+
+and the job kinds (``"verify"``, ``"activate"``...) become ``registry.choices.JobKind``
+members once ``registry.jobs.enqueue(kind, ...)`` is typed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from backends import tasks as backend_tasks
+from backends.choices import ActivationState
+from backends.health import checks as health
+from backends.models import Activation
+from backends.vllm import command as vllm_command
+from backends.vllm import service as vllm
+from registry import jobs, layers, normalize
+from registry.audit import Actor, record
+from registry.choices import JobStatus, Outcome, Source
+from registry.filtersets import ActionLogFilterSet, ModelEntryFilterSet
+from registry.forms.edit import ImportRowForm, ModelEntryEditForm
+from registry.models import ActionLog, Job, ModelEntry
+from registry.search import registry_version
+from registry.services import editing, importing, verify, writeback
+from registry.tasks import request_sync
+from registry.views.jobs import JOB_CONTROL_PERMS
+
+__all__ = [
+    "ActionLog",
+    "ActionLogFilterSet",
+    "Activation",
+    "Actor",
+    "EntryConflict",
+    "ImportRowForm",
+    "Job",
+    "JobConflict",
+    "ModelEntry",
+    "ModelEntryEditForm",
+    "ModelEntryFilterSet",
+    "RegistryError",
+    "VerifyError",
+]
+
+EntryConflict = writeback.EntryConflict
+EntryNotFound = writeback.EntryNotFound
+JobConflict = jobs.JobConflict
+RegistryError = layers.RegistryError
+VerifyError = verify.VerifyError
+LockViolation = verify.LockViolation
+ActivationRefused = vllm.ActivationRefused
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def actor(name: str, user) -> Actor:
+    """The actor of an API call (``alice (token ci-bot)``, linked to alice).
+
+    Source is ``web`` until ``registry.choices.Source`` has an API member.
+    """
+    return Actor(name=name, source=Source.WEB, user=user)
+
+
+def record_refusal(who: Actor, action: str, entry_name: str, message: str) -> None:
+    """One failed audit row for a state-changing call the API refused."""
+    record(
+        who,
+        action,
+        entry=ModelEntry.objects.filter(name=entry_name).first()
+        if entry_name
+        else None,
+        entry_name=entry_name,
+        outcome=Outcome.FAILED,
+        message=message,
+        details={"refused_by": "api"},
+    )
+
+
+# --------------------------------------------------------------------------- registry reads
+
+
+def implicit_sync(who: Actor) -> None:
+    """The cheap "did a layer file change?" sync the Models page does on load."""
+    request_sync(who, explicit=False)
+
+
+def reload_registry(who: Actor):
+    """An explicit reload: ``(SyncResult, None)`` or ``(None, Job)`` for big registries."""
+    return request_sync(who, force=True)
+
+
+def filter_entries(params, queryset=None) -> ModelEntryFilterSet:
+    """The Models page's filters and fuzzy search over ``params`` (a QueryDict)."""
+    return ModelEntryFilterSet(params, queryset=queryset)
+
+
+def filter_actions(params, queryset=None) -> ActionLogFilterSet:
+    return ActionLogFilterSet(params, queryset=queryset)
+
+
+def version_token() -> str:
+    """Changes whenever any entry row changes (one aggregate query)."""
+    return registry_version(ModelEntry)
+
+
+def resolve_endpoint(merged: dict) -> str:
+    return normalize.resolve_endpoint(merged)
+
+
+def normalize_capabilities(raw: Any) -> dict[str, bool]:
+    return normalize.normalize_capabilities(raw)
+
+
+def canonical_flags(raw: Any) -> dict[str, bool]:
+    return normalize.canonical_flags(raw)
+
+
+# --------------------------------------------------------------------------- verify / lock
+
+
+def enqueue_verify(entry: ModelEntry, who: Actor) -> Job:
+    """Queue a verify job (``JobConflict`` while one runs for the entry)."""
+    return jobs.enqueue(
+        "verify",  # RE-POINT: JobKind.VERIFY
+        "registry.services.verify.verify_job",
+        actor=who,
+        entry=entry,
+        message=f"Queued: verify {entry.name}",
+    )
+
+
+def live_verify_job(entry: ModelEntry) -> Job | None:
+    return (
+        Job.objects.filter(
+            kind="verify",
+            entry_name=entry.name,
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+        )
+        .order_by("-created")
+        .first()
+    )
+
+
+@dataclass
+class LockRequest:
+    """What a Lock request did: ``locked``, ``queued`` (verify first), ``unchanged``,
+    ``busy`` (a verify runs) or ``refused`` (with the reason in ``message``)."""
+
+    status: str
+    message: str
+    job: Job | None = None
+    outcome: Any = None
+
+
+def request_lock(entry: ModelEntry, who: Actor, *, may_verify: bool) -> LockRequest:
+    """Lock with the expected hash; without a current verify, queue verify-then-lock.
+
+    RE-POINT: ``registry.services.verify.request_lock(entry, actor)``. Until then
+    this mirrors ``registry.views.verify.entry_lock`` step for step.
+    """
+    live = live_verify_job(entry)
+    if live is not None:
+        who_runs = f" by {live.user_name}" if live.user_name else ""
+        return LockRequest(
+            "busy",
+            f"A verify job is already running for {entry.name}{who_runs}.",
+            job=live,
+        )
+    if entry.locked and entry.expected_sha256:
+        return LockRequest("unchanged", f"{entry.name} is already locked.")
+    if not entry.has_local_files:
+        return LockRequest(
+            "refused", "Lock does not apply to Ollama tags (no local files)"
+        )
+    if verify.needs_verify_before_lock(entry):
+        if not may_verify:
+            return LockRequest(
+                "refused",
+                f"{entry.name} must be verified before it is locked, and you may not verify.",
+            )
+        try:
+            job = jobs.enqueue(
+                "verify",  # RE-POINT: JobKind.VERIFY
+                "registry.services.verify.lock_job",
+                actor=who,
+                entry=entry,
+                params={"set_expected": True},
+                message=f"Queued: verify, then lock {entry.name}",
+            )
+        except jobs.JobConflict as exc:
+            return LockRequest("busy", str(exc), job=exc.existing)
+        return LockRequest(
+            "queued",
+            f"Verifying {entry.name}; it is locked when the hash is recorded.",
+            job=job,
+        )
+    outcome = verify.lock(entry.name, who, set_expected=True)
+    return LockRequest("locked", outcome.message, outcome=outcome)
+
+
+def unlock(entry: ModelEntry, who: Actor):
+    return verify.unlock(entry.name, who)
+
+
+# --------------------------------------------------------------------------- edit
+
+
+def edit_form(entry: ModelEntry, data: dict | None = None) -> ModelEntryEditForm:
+    return ModelEntryEditForm(data, entry=entry)
+
+
+def check_edit_conflict(
+    entry: ModelEntry, fingerprint: str
+) -> writeback.EntryConflict | None:
+    """An ``EntryConflict`` when the files or the mirror moved past ``fingerprint``.
+
+    RE-POINT: ``registry.services.editing.check_conflict(...)``; until then the same
+    steps as ``registry.views.edit._check_moved``.
+    """
+    current = writeback.current_layers(entry.name)
+    current_fp = current.fingerprint if current else layers.ABSENT_FINGERPRINT
+    if current_fp == fingerprint and entry.fingerprint == fingerprint:
+        return None
+    exc = layers.ConflictError(
+        entry.name,
+        layers.CURATED,
+        fingerprint,
+        current_fp,
+        current.curated if current else None,
+        current.discovered if current else None,
+    )
+    return writeback._conflict(entry.name, layers.CURATED, exc)
+
+
+def preview_edit(entry: ModelEntry, form: ModelEntryEditForm) -> editing.Preview:
+    return editing.preview_edit(entry, form.cleaned_data, form.initial_values)
+
+
+def save_edit(entry: ModelEntry, who: Actor, form: ModelEntryEditForm):
+    return editing.save_edit(
+        entry,
+        who,
+        form.cleaned_data,
+        form.cleaned_data["fingerprint"],
+        form.initial_values,
+    )
+
+
+def unified_diff(before: Any, after: Any, label: str) -> str:
+    return editing.unified_diff(before, after, label)
+
+
+def diff_rows(changes: list[dict]) -> list[dict]:
+    return editing.diff_rows(changes)
+
+
+CURATED_FILE = layers.CURATED_FILE
+
+
+# --------------------------------------------------------------------------- import
+
+
+def importable_entries(query: str = ""):
+    return importing.importable_entries(query)
+
+
+def import_suggestion(entry: ModelEntry) -> dict:
+    return importing.suggest_fields(entry)
+
+
+def import_summary(entry: ModelEntry) -> dict:
+    return importing.entry_summary(entry)
+
+
+def import_item(cleaned: dict) -> importing.ImportItem:
+    return importing.ImportItem(
+        name=cleaned["name"],
+        roles=list(cleaned["roles"]),
+        backend=cleaned["backend"],
+        served_model_id=cleaned.get("served_model_id") or "",
+        display_name=cleaned.get("display_name") or "",
+        ollama_tag=cleaned.get("ollama_tag") or "",
+    )
+
+
+def plan_import(items: list) -> importing.ImportPlan:
+    return importing.plan_import(items)
+
+
+def import_diff(plan: importing.ImportPlan) -> str:
+    return importing.curated_file_diff(plan)
+
+
+def apply_import(plan: importing.ImportPlan, who: Actor) -> importing.ImportResult:
+    return importing.apply_import(plan, who)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def job_control_permission(job: Job) -> str:
+    """The permission that may cancel ``job`` (the same map as the job pages)."""
+    return JOB_CONTROL_PERMS.get(job.kind, "registry.sync_registry")
+
+
+def cancel_job(job: Job) -> bool:
+    return jobs.cancel(job)
+
+
+def wait_for_job(job: Job, timeout: float, poll: float = 0.25) -> Job:
+    """Poll ``job`` until it is terminal or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    job.refresh_from_db()
+    while not job.is_terminal and time.monotonic() < deadline:
+        time.sleep(poll)
+        job.refresh_from_db()
+    return job
+
+
+# --------------------------------------------------------------------------- vLLM
+
+
+def slot_status():
+    """The vLLM slot as the status partial shows it (database only)."""
+    return vllm.status()
+
+
+def live_activation() -> Activation | None:
+    return vllm.live_activation()
+
+
+def activation_state(act: Activation) -> dict[str, Any]:
+    return vllm.state_dict(act)
+
+
+def vllm_config():
+    """The activation settings, or None when they are unusable (empty launcher)."""
+    try:
+        return vllm.config()
+    except vllm_command.LaunchRefused:
+        return None
+
+
+def vllm_served_url(merged: dict) -> str:
+    """Where the site's vLLM serves ``merged`` once activated (no ``/v1``)."""
+    cfg = vllm_config()
+    if cfg is None:
+        from django.conf import settings
+
+        return f"http://127.0.0.1:{settings.IMAGEWORKS_VLLM_PORT}"
+    port = vllm_command.launch_port(merged, cfg) or cfg.port
+    return vllm.advertised_url(cfg, port) or cfg.base_url(port)
+
+
+def activation_url(act: Activation) -> str:
+    """Where a live activation answers (its recorded base URL, else this host's)."""
+    if act.base_url:
+        return act.base_url
+    cfg = vllm_config()
+    if cfg is None:
+        return f"http://127.0.0.1:{act.port}"
+    return cfg.base_url(act.port)
+
+
+def is_serving(act: Activation | None, name: str) -> bool:
+    return (
+        act is not None
+        and act.logical_name == name
+        and act.state in (ActivationState.STARTING, ActivationState.RUNNING)
+    )
+
+
+def request_activation(entry: ModelEntry, who: Actor) -> Job:
+    """Queue the activation of ``entry``; raise ``ActivationRefused`` (422) or
+    ``JobConflict`` (409, someone else is activating or stopping).
+
+    RE-POINT: ``backends.vllm.service.request_activation(entry, actor)``; until then
+    the same checks as ``backends.views.activate``.
+    """
+    vllm.prepare(entry)
+    live = vllm.live_activation()
+    if live is not None and live.state != ActivationState.RUNNING:
+        raise jobs.JobConflict(None, vllm.busy_message(live))
+    pending = Job.objects.filter(
+        kind__in=("activate", "stop"), status__in=("queued", "running")
+    ).first()
+    if pending is not None:
+        verb = "activating" if pending.kind == "activate" else "stopping"
+        target = pending.entry_name or "the active model"
+        raise jobs.JobConflict(
+            pending, f"{pending.user_name or 'someone'} is already {verb} {target}."
+        )
+    return backend_tasks.enqueue_activation(entry, who)
+
+
+def request_stop(who: Actor) -> Job:
+    live = vllm.live_activation()
+    return backend_tasks.enqueue_stop(who, name=live.logical_name if live else "")
+
+
+def activations():
+    return Activation.objects.select_related("entry")
+
+
+# --------------------------------------------------------------------------- health
+
+
+def health_endpoints():
+    return health.configured_endpoints()
+
+
+def check_health(kind: str | None = None):
+    return health.check_all([kind] if kind else None)
