@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
@@ -17,11 +19,24 @@ from ninja.security import HttpBearer
 from . import services, tokens
 from .tokens import Principal
 
+audit_log = logging.getLogger("api.audit")
+
 
 class TokenAuth(HttpBearer):
     def authenticate(self, request, token: str) -> Principal:
         principal = tokens.authenticate(request, token)
         request.api_principal = principal
+        # The cheap audit of every token request (reads included); state-changing
+        # calls also get their ActionLog row from the service they call.
+        audit_log.info(
+            "api request user=%s token=%s scope=%s ip=%s %s %s",
+            principal.user.get_username(),
+            principal.token.label,
+            principal.scope,
+            request.META.get("REMOTE_ADDR", ""),
+            request.method,
+            request.get_full_path(),
+        )
         return principal
 
 

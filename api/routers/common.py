@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ninja.responses import Status
+
 
 class Invalid(Exception):
     """422 with FastAPI-style error items: ``{"detail": [{"loc", "msg", "type"}]}``."""
@@ -73,4 +75,4 @@ def job_out(job) -> dict[str, Any]:
 def accepted(job, message: str):
     """202 + the job to poll (``Location`` points at it)."""
     job.refresh_from_db()  # inline task runners (tests) may have finished it already
-    return 202, {"detail": message, "job": job_out(job)}
+    return Status(202, {"detail": message, "job": job_out(job)})

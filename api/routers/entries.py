@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.responses import Status
 
 from registry.choices import Action
 
@@ -161,7 +162,7 @@ def entry_lock(request, pk: int):
     if outcome.status == "refused":
         services.record_refusal(who, Action.LOCK, entry.name, outcome.message)
         raise HttpError(400, outcome.message)
-    return 200, {"detail": outcome.message}
+    return Status(200, {"detail": outcome.message})
 
 
 @router.post(
@@ -183,7 +184,7 @@ def entry_unlock(request, pk: int):
         services.RegistryError,
     ) as exc:
         raise HttpError(400, str(exc))
-    return 200, {"detail": outcome.message}
+    return Status(200, {"detail": outcome.message})
 
 
 @router.patch(
@@ -249,16 +250,22 @@ def registry_reload(request):
     who = require(request, SYNC, action=Action.SYNC, what="reloading the registry")
     result, job = services.reload_registry(who)
     if job is not None:
-        return 202, {
-            "detail": "The registry is large: reloading in a background job.",
-            "job": job_out(job),
-        }
+        return Status(
+            202,
+            {
+                "detail": "The registry is large: reloading in a background job.",
+                "job": job_out(job),
+            },
+        )
     if result.error:
         return JsonResponse({"detail": result.summary()}, status=503)
-    return 200, {
-        "detail": result.summary(),
-        "added": result.added,
-        "changed": result.changed,
-        "removed": result.removed,
-        "problems": result.problems,
-    }
+    return Status(
+        200,
+        {
+            "detail": result.summary(),
+            "added": result.added,
+            "changed": result.changed,
+            "removed": result.removed,
+            "problems": result.problems,
+        },
+    )

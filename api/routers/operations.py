@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from ninja import Router
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.responses import Status
 
 from imageworks_site.roles import role_label
 from registry.choices import Action
@@ -89,7 +90,7 @@ def job_cancel(request, pk: int):
     )
     if not services.cancel_job(job):
         raise HttpError(409, f"Job {job.pk} has already ended ({job.status}).")
-    return 200, {"detail": f"Job {job.pk} cancelled."}
+    return Status(200, {"detail": f"Job {job.pk} cancelled."})
 
 
 # --------------------------------------------------------------------------- vLLM

@@ -53,6 +53,12 @@ class FixtureRegistryMixin:
         cls._dirs.enable()
         super().setUpClass()
 
+    def setUp(self):
+        # The database rolls back after each test, the files do not: start each
+        # test from the fixture files (same content, so no sync change is seen).
+        write_fixture_registry(self.tmp_root)
+        super().setUp()
+
     @classmethod
     def tearDownClass(cls):
         try:

@@ -16,7 +16,9 @@ class LoaderClientTests(FixtureRegistryMixin, LiveServerTestCase):
         write_fixture_registry(self.tmp_root)
         self.sync()
         self.operator = make_user("alice", "operator")
-        self.client_ = LoaderClient(self.live_server_url, make_token(self.operator, "operate"))
+        self.client_ = LoaderClient(
+            self.live_server_url, make_token(self.operator, "operate")
+        )
         self.addCleanup(self.client_.close)
 
     def test_it_lists_selects_and_verifies_like_the_original_service(self):

@@ -45,6 +45,7 @@ class LoaderProtocolTests(FixtureRegistryMixin, PersonaMixin, TestCase):
         cls.sync()
 
     def setUp(self):
+        super().setUp()
         self.secret = make_token(self.operator, "operate")
         self.caps = {
             name: normalize.normalize_capabilities(raw)
@@ -263,7 +264,6 @@ class LoaderProtocolTests(FixtureRegistryMixin, PersonaMixin, TestCase):
 class LoaderVerifyTests(FixtureRegistryMixin, PersonaMixin, TransactionTestCase):
     """``POST /v1/verify`` runs a real verify job (inline: committed transactions)."""
 
-    setUp = LoaderProtocolTests.setUp
     aggregate = LoaderProtocolTests.aggregate
     resolve = LoaderProtocolTests.resolve
     send = LoaderProtocolTests.send
@@ -275,7 +275,12 @@ class LoaderVerifyTests(FixtureRegistryMixin, PersonaMixin, TransactionTestCase)
         write_fixture_registry(self.tmp_root)  # the files too: verify writes them
         self.make_personas()
         self.sync()
-        LoaderProtocolTests.setUp(self)
+        self.secret = make_token(self.operator, "operate")
+        self.caps = {
+            name: normalize.normalize_capabilities(raw)
+            for name, raw in raw_capabilities().items()
+        }
+        self.aggregates = {"siglip": self.aggregate("siglip")}
 
     def test_it_verifies_and_reports_a_lock_violation_like_the_original(self):
         self.check(self.exchange("verify-unknown"))
