@@ -116,6 +116,7 @@ def import_entries(who, payload):
     for index, item in enumerate(payload.items):
         data = item.dict()
         data["roles"] = ", ".join(item.roles)
+        data["display_name"] = item.display_name or item.name
         form = services.ImportRowForm(data)
         if not form.is_valid():
             errors += form_errors(form, "body", "items", str(index))

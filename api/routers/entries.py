@@ -4,8 +4,6 @@ Thin: every operation checks the caller's permission (token scope AND role), the
 calls one service through ``api.services``; the services write the audit rows.
 """
 
-from __future__ import annotations
-
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from ninja import Router

@@ -5,8 +5,6 @@ original FastAPI service (``imageworks.model_loader.api``); each difference is l
 in docs/compatibility.md. ``GET /`` is answered by ``api.views.loader_root``.
 """
 
-from __future__ import annotations
-
 from django.conf import settings
 from django.http import HttpResponse
 from ninja import Router

@@ -1,7 +1,5 @@
 """REST: jobs and their progress, vLLM activation, backend health, the audit log, me."""
 
-from __future__ import annotations
-
 from datetime import date
 
 from django.shortcuts import get_object_or_404

@@ -24,12 +24,18 @@ def write_fixture_registry(root: Path) -> tuple[Path, Path]:
     for folder, files in MODEL_FILES.items():
         (models_dir / folder).mkdir(parents=True, exist_ok=True)
         for name, text in files.items():
-            (models_dir / folder / name).write_text(text)
+            _write_if_changed(models_dir / folder / name, text)
     for layer in ("curated", "discovered"):
         name = f"model_registry.{layer}.json"
         text = (FIXTURES / "registry" / name).read_text()
-        (registry_dir / name).write_text(text.replace("$MODELS", str(models_dir)))
+        _write_if_changed(registry_dir / name, text.replace("$MODELS", str(models_dir)))
     return registry_dir, models_dir
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Unchanged files keep their mtime, so the cheap sync sees nothing new."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 class FixtureRegistryMixin:
