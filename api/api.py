@@ -9,6 +9,7 @@ Errors are FastAPI's shape everywhere: ``{"detail": "message"}``, and 422
 from __future__ import annotations
 
 from django.conf import settings
+from django.views.decorators.http import require_GET
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, ValidationError
 
@@ -28,6 +29,8 @@ api = NinjaAPI(
     urls_namespace="api",
     openapi_url="/api/v1/openapi.json",
     docs_url="/api/v1/docs",
+    # The schema and the Swagger page hold no data: public, GET only.
+    docs_decorator=require_GET,
 )
 api.add_router("/v1", loader.router)
 api.add_router("/api/v1", entries.router)

@@ -14,7 +14,7 @@ from ninja.responses import Status
 from registry.choices import Action
 
 from .. import services
-from ..auth import TokenAuth, require
+from ..auth import TokenAuth, actor_of
 from ..schemas import (
     Accepted,
     ConflictError,
@@ -45,6 +45,7 @@ LIST_DEFER = ("curated_raw", "discovered_raw", "capabilities", "backend_config")
 
 @router.get(
     "/entries",
+    auth=TokenAuth(VIEW, what="reading the registry"),
     response={200: list[EntryOut], 422: Error},
     url_name="entry_list",
     summary="Entries, with the Models page's filters and search",
@@ -64,7 +65,7 @@ def entry_list(
     """``q`` is the page's fuzzy search (best match first); ``role`` may repeat.
     ``testing``/``deprecated`` include those entries (hidden by default, like the
     page). ``name`` picks one entry by its exact name."""
-    who = require(request, VIEW, what="reading the registry")
+    who = actor_of(request)
     services.implicit_sync(who)
     queryset = services.ModelEntry.objects.defer(*LIST_DEFER)
     if name:
@@ -80,12 +81,13 @@ def entry_list(
 
 @router.get(
     "/entries/{int:pk}",
+    auth=TokenAuth(VIEW, what="reading the registry"),
     response={200: EntryDetail},
     url_name="entry_detail",
     summary="One entry: merged, both raw layers, where each field comes from",
 )
 def entry_detail(request, pk: int):
-    who = require(request, VIEW, what="reading the registry")
+    who = actor_of(request)
     services.implicit_sync(who)
     entry = get_object_or_404(services.ModelEntry, pk=pk)
     changes = [
@@ -114,15 +116,14 @@ def entry_detail(request, pk: int):
 
 @router.post(
     "/entries/{int:pk}/verify",
+    auth=TokenAuth(VERIFY, action=Action.VERIFY, what="verify"),
     response={202: Accepted, 400: Error, 409: Error},
     url_name="entry_verify",
     summary="Queue a verify job (hash the model files)",
 )
 def entry_verify(request, pk: int):
     entry = get_object_or_404(services.ModelEntry, pk=pk)
-    who = require(
-        request, VERIFY, action=Action.VERIFY, entry_name=entry.name, what="verify"
-    )
+    who = actor_of(request)
     if not entry.has_local_files:
         services.record_refusal(
             who, Action.VERIFY, entry.name, services.verify.NOT_APPLICABLE_MESSAGE
@@ -137,13 +138,14 @@ def entry_verify(request, pk: int):
 
 @router.post(
     "/entries/{int:pk}/lock",
+    auth=TokenAuth(LOCK, action=Action.LOCK, what="lock"),
     response={200: Message, 202: Accepted, 400: Error, 409: Error},
     url_name="entry_lock",
     summary="Lock the entry's version (verifies first when needed: 202 + job)",
 )
 def entry_lock(request, pk: int):
     entry = get_object_or_404(services.ModelEntry, pk=pk)
-    who = require(request, LOCK, action=Action.LOCK, entry_name=entry.name, what="lock")
+    who = actor_of(request)
     may_verify = request.auth.allows(VERIFY)
     try:
         outcome = services.request_lock(entry, who, may_verify=may_verify)
@@ -165,15 +167,14 @@ def entry_lock(request, pk: int):
 
 @router.post(
     "/entries/{int:pk}/unlock",
+    auth=TokenAuth(LOCK, action=Action.UNLOCK, what="unlock"),
     response={200: Message, 400: Error},
     url_name="entry_unlock",
     summary="Unlock (the expected hash is kept)",
 )
 def entry_unlock(request, pk: int):
     entry = get_object_or_404(services.ModelEntry, pk=pk)
-    who = require(
-        request, LOCK, action=Action.UNLOCK, entry_name=entry.name, what="unlock"
-    )
+    who = actor_of(request)
     try:
         outcome = services.unlock(entry, who)
     except (
@@ -187,6 +188,7 @@ def entry_unlock(request, pk: int):
 
 @router.patch(
     "/entries/{int:pk}",
+    auth=TokenAuth(EDIT, action=Action.EDIT, what="edit"),
     response={200: EditOut, 409: ConflictError, 422: Error, 503: Error},
     url_name="entry_edit",
     summary="Edit an entry (curated layer), guarded by its fingerprint",
@@ -196,7 +198,7 @@ def entry_edit(request, pk: int, payload: EditIn):
     fingerprint gets 409 with what changed and a diff of the file against your edit;
     ``dry_run`` answers the diff without writing."""
     entry = get_object_or_404(services.ModelEntry, pk=pk)
-    who = require(request, EDIT, action=Action.EDIT, entry_name=entry.name, what="edit")
+    who = actor_of(request)
     from .editing import edit_entry
 
     return edit_entry(entry, who, payload)
@@ -204,13 +206,13 @@ def entry_edit(request, pk: int, payload: EditIn):
 
 @router.get(
     "/importable",
+    auth=TokenAuth(IMPORT, what="importing"),
     response={200: list[ImportableOut]},
     url_name="entry_importable",
     summary="Discovered entries with no curated overlay, with suggested fields",
 )
 @paginate(LimitOffsetPagination)
 def entry_importable(request, q: str = ""):
-    require(request, IMPORT, what="importing")
     return [
         {
             "id": entry.pk,
@@ -224,15 +226,13 @@ def entry_importable(request, q: str = ""):
 
 @router.post(
     "/import",
+    auth=TokenAuth(IMPORT, action=Action.IMPORT, what="import"),
     response={200: ImportOut, 422: Error, 503: Error},
     url_name="entry_import",
     summary="Import discovered entries into the curated layer",
 )
 def entry_import(request, payload: ImportIn):
-    names = ", ".join(item.name for item in payload.items)
-    who = require(
-        request, IMPORT, action=Action.IMPORT, entry_name=names[:500], what="import"
-    )
+    who = actor_of(request)
     from .editing import import_entries
 
     return import_entries(who, payload)
@@ -240,12 +240,13 @@ def entry_import(request, payload: ImportIn):
 
 @router.post(
     "/registry/reload",
+    auth=TokenAuth(SYNC, action=Action.SYNC, what="reloading the registry"),
     response={200: SyncOut, 202: SyncOut, 503: Error},
     url_name="registry_reload",
     summary="Re-read the registry files now",
 )
 def registry_reload(request):
-    who = require(request, SYNC, action=Action.SYNC, what="reloading the registry")
+    who = actor_of(request)
     result, job = services.reload_registry(who)
     if job is not None:
         return Status(

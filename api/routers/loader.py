@@ -13,7 +13,7 @@ from ninja.errors import HttpError
 from registry.choices import Action, JobStatus
 
 from .. import selection, services
-from ..auth import LoaderReadAuth, TokenAuth, require
+from ..auth import LoaderReadAuth, TokenAuth, actor_of
 from ..schemas import (
     Error,
     Metrics,
@@ -34,24 +34,22 @@ VERIFY = "registry.verify_entry"
 @router.get(
     "/models",
     response={200: list[ModelSummary], 401: Error, 403: Error},
-    auth=LoaderReadAuth(),
+    auth=LoaderReadAuth(VIEW, what="reading the registry"),
     url_name="loader_models",
     summary="List every model (sorted by name)",
 )
 def loader_models(request):
-    require(request, VIEW, what="reading the registry")
     return HttpResponse(selection.models_payload(), content_type="application/json")
 
 
 @router.post(
     "/select",
     response={200: SelectResponse, 404: Error, 409: Error},
-    auth=LoaderReadAuth(),
+    auth=LoaderReadAuth(VIEW, what="reading the registry"),
     url_name="loader_select",
     summary="Where and under which id a model is served",
 )
 def loader_select(request, payload: SelectRequest):
-    require(request, VIEW, what="reading the registry")
     try:
         chosen = selection.select_model(payload.name, payload.require_capabilities)
     except selection.ModelNotFound as exc:
@@ -63,6 +61,7 @@ def loader_select(request, payload: SelectRequest):
 
 @router.post(
     "/verify",
+    auth=TokenAuth(VERIFY, action=Action.VERIFY, what="verify"),
     response={200: VerifyResponse, 400: Error, 404: Error, 409: Error, 504: Error},
     url_name="loader_verify",
     summary="Hash a model's files (a background job; answers when it is done)",
@@ -74,9 +73,7 @@ def loader_verify(request, payload: VerifyRequest):
     (an Ollama tag, model files missing, outside the model roots). 504: still hashing
     after the timeout; the job goes on (the message names it).
     """
-    who = require(
-        request, VERIFY, action=Action.VERIFY, entry_name=payload.name, what="verify"
-    )
+    who = actor_of(request)
     entry = services.ModelEntry.objects.filter(name=payload.name).first()
     if entry is None:
         raise HttpError(404, selection.ModelNotFound(payload.name).detail)
@@ -105,6 +102,7 @@ def loader_verify(request, payload: VerifyRequest):
 
 @router.post(
     "/probe/vision",
+    auth=TokenAuth(VERIFY, what="vision probes"),
     response={400: Error},
     url_name="loader_probe_vision",
     summary="Not run by the console (answers 400 with the reason)",
@@ -112,7 +110,6 @@ def loader_verify(request, payload: VerifyRequest):
 def loader_probe_vision(request, payload: VisionProbeRequest):
     """The original sent an image from the server's disk to the model. The console
     does not read files named by API clients; it answers the original's error shape."""
-    require(request, VERIFY, what="vision probes")
     try:
         entry = selection.get_entry(payload.name)
     except selection.ModelNotFound as exc:
@@ -129,11 +126,11 @@ def loader_probe_vision(request, payload: VisionProbeRequest):
 
 @router.get(
     "/models/{name}/metrics",
+    auth=TokenAuth(VIEW, what="reading the registry"),
     response={200: Metrics},
     url_name="loader_metrics",
     exclude_unset=True,
     summary="A model's rolling performance summary",
 )
 def loader_metrics(request, name: str):
-    require(request, VIEW, what="reading the registry")
     return selection.metrics(name)

@@ -12,7 +12,7 @@ from imageworks_site.roles import role_label
 from registry.choices import Action
 
 from .. import services
-from ..auth import TokenAuth, principal_of, require
+from ..auth import TokenAuth, actor_of, principal_of, require
 from ..schemas import (
     Accepted,
     ActionOut,
@@ -41,6 +41,7 @@ CONTROL = "backends.control_backend"
 
 @router.get(
     "/jobs",
+    auth=TokenAuth(VIEW_JOB, what="reading jobs"),
     response={200: list[JobOut]},
     tags=["jobs"],
     url_name="job_list",
@@ -48,7 +49,6 @@ CONTROL = "backends.control_backend"
 )
 @paginate(LimitOffsetPagination)
 def job_list(request, kind: str = "", status: str = "", entry: str = ""):
-    require(request, VIEW_JOB, what="reading jobs")
     jobs = services.Job.objects.all()
     if kind:
         jobs = jobs.filter(kind=kind)
@@ -61,13 +61,13 @@ def job_list(request, kind: str = "", status: str = "", entry: str = ""):
 
 @router.get(
     "/jobs/{int:pk}",
+    auth=TokenAuth(VIEW_JOB, what="reading jobs"),
     response={200: JobDetail},
     tags=["jobs"],
     url_name="job_detail",
     summary="One job: status, progress (bytes done/total), log, result",
 )
 def job_detail(request, pk: int):
-    require(request, VIEW_JOB, what="reading jobs")
     job = get_object_or_404(services.Job, pk=pk)
     return {**job_out(job), "log": job.log or [], "params": job.params or {}}
 
@@ -118,13 +118,13 @@ def _activation_out(act) -> dict:
 
 @router.get(
     "/vllm",
+    auth=TokenAuth(VIEW_ACTIVATION, what="reading activations"),
     response={200: SlotOut},
     tags=["vLLM"],
     url_name="vllm_current",
     summary="The vLLM slot: what is active, starting or stopping, and where",
 )
 def vllm_current(request):
-    require(request, VIEW_ACTIVATION, what="reading activations")
     slot = services.slot_status()
     act = slot.activation
     live = act is not None and act.is_live
@@ -144,6 +144,7 @@ def vllm_current(request):
 
 @router.get(
     "/vllm/activations",
+    auth=TokenAuth(VIEW_ACTIVATION, what="reading activations"),
     response={200: list[ActivationOut]},
     tags=["vLLM"],
     url_name="vllm_activations",
@@ -151,12 +152,12 @@ def vllm_current(request):
 )
 @paginate(LimitOffsetPagination)
 def vllm_activations(request):
-    require(request, VIEW_ACTIVATION, what="reading activations")
     return services.activations()
 
 
 @router.post(
     "/entries/{int:pk}/activate",
+    auth=TokenAuth(CONTROL, action=Action.ACTIVATE, what="activate"),
     response={202: Accepted, 409: Error, 422: Error},
     tags=["vLLM"],
     url_name="vllm_activate",
@@ -164,9 +165,7 @@ def vllm_activations(request):
 )
 def vllm_activate(request, pk: int):
     entry = get_object_or_404(services.ModelEntry, pk=pk)
-    who = require(
-        request, CONTROL, action=Action.ACTIVATE, entry_name=entry.name, what="activate"
-    )
+    who = actor_of(request)
     try:
         job = services.request_activation(entry, who)
     except services.ActivationRefused as exc:
@@ -179,13 +178,14 @@ def vllm_activate(request, pk: int):
 
 @router.post(
     "/vllm/stop",
+    auth=TokenAuth(CONTROL, action=Action.STOP, what="stop vLLM"),
     response={202: Accepted, 409: Error},
     tags=["vLLM"],
     url_name="vllm_stop",
     summary="Stop the served model (cancels a start in progress): 202 + job",
 )
 def vllm_stop(request):
-    who = require(request, CONTROL, action=Action.STOP, what="stop vLLM")
+    who = actor_of(request)
     try:
         job = services.request_stop(who)
     except services.JobConflict as exc:
@@ -213,25 +213,25 @@ def _health_out(ep) -> dict:
 
 @router.get(
     "/health",
+    auth=TokenAuth(VIEW_HEALTH, what="reading backend health"),
     response={200: list[HealthOut]},
     tags=["health"],
     url_name="health_list",
     summary="Stored health of every configured backend endpoint (no probing)",
 )
 def health_list(request):
-    require(request, VIEW_HEALTH, what="reading backend health")
     return [_health_out(ep) for ep in services.health_endpoints()]
 
 
 @router.post(
     "/health/check",
+    auth=TokenAuth(VIEW_HEALTH, what="checking backends"),
     response={200: list[HealthOut]},
     tags=["health"],
     url_name="health_check",
     summary="Check every backend now (a few seconds at most), then list them",
 )
 def health_check(request, kind: str = ""):
-    require(request, VIEW_HEALTH, what="checking backends")
     services.check_health(kind or None)
     return [_health_out(ep) for ep in services.health_endpoints()]
 
@@ -241,6 +241,7 @@ def health_check(request, kind: str = ""):
 
 @router.get(
     "/audit",
+    auth=TokenAuth(VIEW_ACTIONS, what="reading the audit log"),
     response={200: list[ActionOut], 422: Error},
     tags=["audit"],
     url_name="audit_list",
@@ -257,7 +258,6 @@ def audit_list(
     time_before: date | None = None,
 ):
     """``time_after``/``time_before`` are dates (YYYY-MM-DD); ``action`` may repeat."""
-    require(request, VIEW_ACTIONS, what="reading the audit log")
     filterset = services.filter_actions(
         request.GET, queryset=services.ActionLog.objects.all()
     )
