@@ -15,6 +15,7 @@ Differences from the original that a client notices (docs/compatibility.md):
 
 from __future__ import annotations
 
+import gzip
 import threading
 from dataclasses import dataclass
 
@@ -121,7 +122,7 @@ def select_model(name: str, require_capabilities: list[str] | None = None) -> Se
 # --------------------------------------------------------------------------- GET /v1/models
 
 _memo_lock = threading.Lock()
-_memo: dict[str, bytes] = {}
+_memo: dict[str, tuple[bytes, bytes]] = {}
 
 
 def _vision_ok(entries_with_probes) -> dict[str, bool | None]:
@@ -168,18 +169,21 @@ def build_models_payload() -> bytes:
     return orjson.dumps(payload)
 
 
-def models_payload() -> bytes:
-    """``build_models_payload()``, kept per process until any entry row changes."""
+def models_payload() -> tuple[bytes, bytes]:
+    """``(json, gzipped json)`` of ``GET /v1/models``, kept per process until any
+    entry row changes. 10,000 entries are ~10 MB of JSON (47-key capability maps)
+    and ~0.4 MB gzipped: every loader client (requests, httpx) accepts gzip."""
     key = services.version_token()
     with _memo_lock:
         hit = _memo.get(key)
     if hit is not None:
         return hit
     body = build_models_payload()
+    payload = (body, gzip.compress(body, compresslevel=6, mtime=0))
     with _memo_lock:
         _memo.clear()
-        _memo[key] = body
-    return body
+        _memo[key] = payload
+    return payload
 
 
 def metrics(name: str) -> dict:

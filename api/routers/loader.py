@@ -7,6 +7,7 @@ in docs/compatibility.md. ``GET /`` is answered by ``api.views.loader_root``.
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils.cache import patch_vary_headers
 from ninja import Router
 from ninja.errors import HttpError
 
@@ -39,7 +40,14 @@ VERIFY = "registry.verify_entry"
     summary="List every model (sorted by name)",
 )
 def loader_models(request):
-    return HttpResponse(selection.models_payload(), content_type="application/json")
+    body, gzipped = selection.models_payload()
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(gzipped, content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(body, content_type="application/json")
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response
 
 
 @router.post(

@@ -171,6 +171,29 @@ class LoaderProtocolTests(FixtureRegistryMixin, PersonaMixin, TestCase):
             response = self.send(self.exchange("verify-ok")["request"])
         self.assertEqual(response.json(), {"status": "ok", "aggregate_sha256": "abc"})
 
+    def test_models_is_gzipped_for_clients_that_accept_it(self):
+        import gzip
+
+        request = self.exchange("models")["request"]
+        plain = self.send(request)
+        zipped = self.send({**request, "headers": {"Accept-Encoding": "gzip, deflate"}})
+        self.assertEqual(zipped["Content-Encoding"], "gzip")
+        self.assertIn("Accept-Encoding", zipped["Vary"])
+        self.assertEqual(gzip.decompress(zipped.content), plain.content)
+        self.assertNotIn("Content-Encoding", plain)
+
+    def test_models_shows_a_change_at_once_although_the_payload_is_kept(self):
+        from registry.audit import Actor
+        from registry.services.verify import unlock
+
+        name = "siglip-large-patch16-384_(FP32)"
+        request = self.exchange("models")["request"]
+        before = {m["name"]: m for m in self.send(request).json()}
+        self.assertTrue(before[name]["locked"])
+        unlock(name, Actor.system("tests"))
+        after = {m["name"]: m for m in self.send(request).json()}
+        self.assertFalse(after[name]["locked"])
+
     # --- the endpoint fix: where vLLM really serves --------------------------------
 
     def test_select_points_at_the_live_activation_when_the_entry_is_served(self):
