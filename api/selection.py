@@ -122,7 +122,7 @@ def select_model(name: str, require_capabilities: list[str] | None = None) -> Se
 # --------------------------------------------------------------------------- GET /v1/models
 
 _memo_lock = threading.Lock()
-_memo: dict[str, tuple[bytes, bytes]] = {}
+_memo: dict[str, dict[str, bytes]] = {}
 
 
 def _vision_ok(entries_with_probes) -> dict[str, bool | None]:
@@ -169,21 +169,26 @@ def build_models_payload() -> bytes:
     return orjson.dumps(payload)
 
 
-def models_payload() -> tuple[bytes, bytes]:
-    """``(json, gzipped json)`` of ``GET /v1/models``, kept per process until any
-    entry row changes. 10,000 entries are ~10 MB of JSON (47-key capability maps)
-    and ~0.4 MB gzipped: every loader client (requests, httpx) accepts gzip."""
+def models_payload(encoding: str = "") -> bytes:
+    """The ``GET /v1/models`` body (``encoding="gzip"``: gzipped), kept per process
+    until any entry row changes.
+
+    10,000 entries are ~10 MB of JSON (47-key capability maps), ~1 MB gzipped at
+    level 1: every loader client (requests, httpx) accepts gzip, and on a LAN the
+    transfer costs more than the client's decompression. The gzipped copy is made
+    on the first request that asks for it.
+    """
     key = services.version_token()
     with _memo_lock:
-        hit = _memo.get(key)
-    if hit is not None:
-        return hit
-    body = build_models_payload()
-    payload = (body, gzip.compress(body, compresslevel=6, mtime=0))
-    with _memo_lock:
-        _memo.clear()
-        _memo[key] = payload
-    return payload
+        cached = _memo.get(key)
+    if cached is None:
+        cached = {"": build_models_payload()}
+        with _memo_lock:
+            _memo.clear()
+            _memo[key] = cached
+    if encoding and encoding not in cached:
+        cached[encoding] = gzip.compress(cached[""], compresslevel=1, mtime=0)
+    return cached[encoding]
 
 
 def metrics(name: str) -> dict:

@@ -13,8 +13,9 @@ alternating request by request:
 
 * ``POST /v1/select`` (token auth, capability check, endpoint) vs a bare Django
   ``JsonResponse`` of the same row (``bench/api_baseline.py``);
-* ``GET /v1/models`` (token auth, every entry with its 47-key capability map) vs a
-  bare ``JsonResponse`` of the same columns; plus the first ``/v1/models`` after a
+* ``GET /v1/models`` (token auth, every entry with its 47-key capability map), gzipped
+  as httpx asks for it and plain (``Accept-Encoding: identity``), vs a bare
+  ``JsonResponse`` of the same columns; plus the first ``/v1/models`` after a
   registry change (the payload is rebuilt, not served from the per-process copy).
 
 Prints median, p10-p90 and p95 in ms. Deletes only the temp folder and the database
@@ -161,12 +162,15 @@ def run(base: str, env: dict, args) -> None:
             base_sel.append(timed(client, "GET", "/bench/select/" + name)[0])
         print(f"POST /v1/select        {stats(ours)}")
         print(f"baseline JsonResponse  {stats(base_sel)}")
-        models, base_models, size = [], [], 0
+        models, plain, base_models, size = [], [], [], 0
+        identity = {**auth, "Accept-Encoding": "identity"}
         for _ in range(max(10, args.runs // 10)):
             ms, size = timed(client, "GET", "/v1/models", headers=auth)
             models.append(ms)
+            plain.append(timed(client, "GET", "/v1/models", headers=identity)[0])
             base_models.append(timed(client, "GET", "/bench/models")[0])
-        print(f"GET /v1/models         {stats(models)}  body {size / 1e6:.1f} MB")
+        print(f"GET /v1/models (gzip)  {stats(models)}  body {size / 1e6:.1f} MB")
+        print(f"GET /v1/models (plain) {stats(plain)}")
         print(f"baseline JsonResponse  {stats(base_models)}")
     cold = []
     for _ in range(args.cold_runs):

@@ -40,12 +40,15 @@ VERIFY = "registry.verify_entry"
     summary="List every model (sorted by name)",
 )
 def loader_models(request):
-    body, gzipped = selection.models_payload()
     if "gzip" in request.headers.get("Accept-Encoding", ""):
-        response = HttpResponse(gzipped, content_type="application/json")
+        response = HttpResponse(
+            selection.models_payload("gzip"), content_type="application/json"
+        )
         response["Content-Encoding"] = "gzip"
     else:
-        response = HttpResponse(body, content_type="application/json")
+        response = HttpResponse(
+            selection.models_payload(), content_type="application/json"
+        )
     patch_vary_headers(response, ["Accept-Encoding"])
     return response
 
