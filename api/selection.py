@@ -70,8 +70,6 @@ def get_entry(name: str) -> ModelEntry:
             "capabilities",
             "served_model_id",
             "backend_config",
-            "curated_raw",
-            "discovered_raw",
         )
         .filter(name=name)
         .first()
@@ -87,7 +85,7 @@ def endpoint_for(entry: ModelEntry) -> str:
     merged = {"name": entry.name, "backend": entry.backend, "backend_config": config}
     if (entry.backend or "").strip().lower() != "vllm":
         return services.resolve_endpoint(merged)
-    live = services.live_activation()
+    live = services.serving_activation()
     if services.is_serving(live, entry.name):
         return services.activation_url(live).rstrip("/") + "/v1"
     explicit = str(config.get("base_url") or "").strip()

@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
 from backends import tasks as backend_tasks
 from backends.choices import ActivationState
 from backends.health import checks as health
@@ -340,16 +343,39 @@ def live_activation() -> Activation | None:
     return vllm.live_activation()
 
 
+def serving_activation() -> Activation | None:
+    """The live activation's address fields only (the select hot path: no entry join)."""
+    return (
+        Activation.objects.filter(slot=vllm.SLOT, state__in=ActivationState.live())
+        .only("logical_name", "state", "port", "base_url")
+        .first()
+    )
+
+
 def activation_state(act: Activation) -> dict[str, Any]:
     return vllm.state_dict(act)
 
 
+_config_cache: list = []
+
+
+@receiver(setting_changed)
+def _forget_config(**kwargs) -> None:
+    _config_cache.clear()
+
+
 def vllm_config():
-    """The activation settings, or None when they are unusable (empty launcher)."""
-    try:
-        return vllm.config()
-    except vllm_command.LaunchRefused:
-        return None
+    """The activation settings, or None when they are unusable (empty launcher).
+
+    Kept per process (the select hot path; parsing the launcher costs more than the
+    rest of the lookup) and forgotten when a test changes the settings.
+    """
+    if not _config_cache:
+        try:
+            _config_cache.append(vllm.config())
+        except vllm_command.LaunchRefused:
+            _config_cache.append(None)
+    return _config_cache[0]
 
 
 def vllm_served_url(merged: dict) -> str:
