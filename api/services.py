@@ -62,6 +62,7 @@ RegistryError = layers.RegistryError
 VerifyError = verify.VerifyError
 LockViolation = verify.LockViolation
 ActivationRefused = vllm.ActivationRefused
+NOT_APPLICABLE_MESSAGE = verify.NOT_APPLICABLE_MESSAGE
 
 
 # --------------------------------------------------------------------------- audit

@@ -126,9 +126,9 @@ def entry_verify(request, pk: int):
     who = actor_of(request)
     if not entry.has_local_files:
         services.record_refusal(
-            who, Action.VERIFY, entry.name, services.verify.NOT_APPLICABLE_MESSAGE
+            who, Action.VERIFY, entry.name, services.NOT_APPLICABLE_MESSAGE
         )
-        raise HttpError(400, services.verify.NOT_APPLICABLE_MESSAGE)
+        raise HttpError(400, services.NOT_APPLICABLE_MESSAGE)
     try:
         job = services.enqueue_verify(entry, who)
     except services.JobConflict as exc:
