@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gzip
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from django.db.models import Q, TextField
@@ -123,34 +123,57 @@ _memo_lock = threading.Lock()
 _memo: dict[str, dict[str, bytes]] = {}
 
 
-def _vision_ok(entries_with_probes) -> dict[str, bool | None]:
-    """``probes.vision.vision_ok`` of the merged entries that have one (curated wins)."""
-    found: dict[str, bool | None] = {}
-    for entry in entries_with_probes:
-        probes = (entry.merged or {}).get("probes")
-        vision = probes.get("vision") if isinstance(probes, dict) else None
-        if isinstance(vision, dict) and vision:
-            found[entry.name] = bool(vision.get("vision_ok", False))
-    return found
+@dataclass
+class _VisionState:
+    """``probes.vision.vision_ok`` by entry fingerprint, kept between builds.
+
+    Reading it means parsing the raw layers. The fingerprint is the hash of both raw
+    layers, so an entry whose fingerprint was seen before needs no second look; after
+    the first build only changed entries are read (and only those whose raw text
+    mentions ``vision_ok`` are parsed).
+    """
+
+    seen: set[str] = field(default_factory=set)
+    values: dict[str, bool] = field(default_factory=dict)
+
+    def lookup(self, fingerprints: set[str]) -> dict[str, bool]:
+        unknown = fingerprints - self.seen
+        if unknown:
+            rows = ModelEntry.objects.filter(
+                Q(curated_raw__contains='"vision_ok"')
+                | Q(discovered_raw__contains='"vision_ok"')
+            )
+            if len(unknown) < len(fingerprints) // 2:
+                rows = rows.filter(fingerprint__in=unknown)
+            for entry in rows.only("fingerprint", "curated_raw", "discovered_raw"):
+                probes = (entry.merged or {}).get("probes")
+                vision = probes.get("vision") if isinstance(probes, dict) else None
+                if isinstance(vision, dict) and vision:
+                    self.values[entry.fingerprint] = bool(vision.get("vision_ok"))
+        self.seen = set(fingerprints)
+        self.values = {fp: v for fp, v in self.values.items() if fp in self.seen}
+        return self.values
+
+
+_vision = _VisionState()
 
 
 def build_models_payload() -> bytes:
     """The JSON body of ``GET /v1/models``: every entry, sorted by name.
 
     Capability maps are copied from the database as stored JSON text (normalized by
-    sync), not parsed and re-encoded: 10,000 entries carry 47 keys each. Only entries
-    whose raw layers mention ``vision_ok`` are parsed for the probe result.
+    sync), not parsed and re-encoded: 10,000 entries carry 47 keys each. The probe
+    result comes from :class:`_VisionState` (only changed entries are read).
     """
     rows = list(
         ModelEntry.objects.annotate(
             caps_json=Cast("capabilities", output_field=TextField())
-        ).values_list("name", "backend", "locked", "display_name", "caps_json")
+        ).values_list(
+            "name", "backend", "locked", "display_name", "caps_json", "fingerprint"
+        )
     )
-    probed = ModelEntry.objects.filter(
-        Q(curated_raw__contains='"vision_ok"')
-        | Q(discovered_raw__contains='"vision_ok"')
-    ).only("name", "curated_raw", "discovered_raw")
-    vision = _vision_ok(probed)
+    with _memo_lock:
+        vision = dict(_vision.lookup({row[5] for row in rows}))
     rows.sort(key=lambda row: row[0])  # Python's order, like the original's sorted()
     empty = orjson.dumps(services.normalize_capabilities({})).decode()
     payload = [
@@ -159,10 +182,10 @@ def build_models_payload() -> bytes:
             "backend": backend,
             "capabilities": orjson.Fragment(caps or empty),
             "locked": bool(locked),
-            "vision_ok": vision.get(name),
+            "vision_ok": vision.get(fingerprint),
             "display_name": display_name or name,
         }
-        for name, backend, locked, display_name, caps in rows
+        for name, backend, locked, display_name, caps, fingerprint in rows
     ]
     return orjson.dumps(payload)
 

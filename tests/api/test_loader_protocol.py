@@ -194,6 +194,27 @@ class LoaderProtocolTests(FixtureRegistryMixin, PersonaMixin, TestCase):
         after = {m["name"]: m for m in self.send(request).json()}
         self.assertFalse(after[name]["locked"])
 
+    def test_models_reads_a_changed_vision_probe(self):
+        from registry import layers
+        from registry.audit import Actor
+        from registry.services.writeback import change_entry
+
+        name = "siglip-large-patch16-384_(FP32)"
+        request = self.exchange("models")["request"]
+        before = {m["name"]: m["vision_ok"] for m in self.send(request).json()}
+        self.assertEqual(before[name], True)
+
+        def failed_probe(raw):
+            raw["probes"] = {"vision": {**raw["probes"]["vision"], "vision_ok": False}}
+            return raw
+
+        change_entry(
+            Actor.system("tests"), "edit", name, layers.DISCOVERED, failed_probe
+        )
+        after = {m["name"]: m["vision_ok"] for m in self.send(request).json()}
+        self.assertEqual(after[name], False)
+        self.assertIsNone(after["qwen3_8b_(Q4_K_M)"])
+
     # --- the endpoint fix: where vLLM really serves --------------------------------
 
     def test_select_points_at_the_live_activation_when_the_entry_is_served(self):
