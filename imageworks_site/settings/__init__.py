@@ -339,6 +339,9 @@ IMAGEWORKS_VLLM_ENV_ALLOWLIST = [
     ).split(",")
     if v.strip()
 ]
+# GPU reading (backends/gpu.py): an explicit nvidia-smi wins; empty = NVML
+# (nvidia-ml-py, extra "gpu") if the driver loads, else nvidia-smi on PATH.
+IMAGEWORKS_NVIDIA_SMI = env("IMAGEWORKS_NVIDIA_SMI", "") or ""
 
 # API (docs/api.md, docs/security.md)
 # GET /v1/models and POST /v1/select without a token (trusted networks only).
