@@ -2,12 +2,11 @@
 
 Every call the API makes into ``registry`` or ``backends`` goes through this module,
 so a restructure of those apps is re-pointed here and nowhere else. Functions are
-thin pass-throughs; three of them (marked ``RE-POINT``) still copy a few lines of
+thin pass-throughs; two of them (marked ``RE-POINT``) still copy a few lines of
 decision logic from a view because the service they belong in does not exist yet:
 
 * :func:`request_lock`        -> ``registry.services.verify.request_lock(entry, actor)``
 * :func:`check_edit_conflict` -> ``registry.services.editing.check_conflict(...)``
-* :func:`request_activation`  -> ``backends.vllm.service.request_activation(entry, actor)``
 
 and the job kinds (``"verify"``, ``"activate"``...) become ``registry.choices.JobKind``
 members once ``registry.jobs.enqueue(kind, ...)`` is typed.
@@ -22,9 +21,9 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from backends import tasks as backend_tasks
-from backends.choices import ActivationState
-from backends.health import checks as health
+from backends import health
+from backends.choices import ActivationState, RequestOutcome
+from backends.health import check as health_check
 from backends.models import Activation
 from backends.vllm import command as vllm_command
 from backends.vllm import service as vllm
@@ -409,31 +408,22 @@ def is_serving(act: Activation | None, name: str) -> bool:
 
 
 def request_activation(entry: ModelEntry, who: Actor) -> Job:
-    """Queue the activation of ``entry``; raise ``ActivationRefused`` (422) or
-    ``JobConflict`` (409, someone else is activating or stopping).
-
-    RE-POINT: ``backends.vllm.service.request_activation(entry, actor)``; until then
-    the same checks as ``backends.views.activate``.
-    """
-    vllm.prepare(entry)
-    live = vllm.live_activation()
-    if live is not None and live.state != ActivationState.RUNNING:
-        raise jobs.JobConflict(None, vllm.busy_message(live))
-    pending = Job.objects.filter(
-        kind__in=("activate", "stop"), status__in=("queued", "running")
-    ).first()
-    if pending is not None:
-        verb = "activating" if pending.kind == "activate" else "stopping"
-        target = pending.entry_name or "the active model"
-        raise jobs.JobConflict(
-            pending, f"{pending.user_name or 'someone'} is already {verb} {target}."
-        )
-    return backend_tasks.enqueue_activation(entry, who)
+    """Queue the activation of ``entry`` under the one-activation-at-a-time rule;
+    raise ``ActivationRefused`` (422) or ``JobConflict`` (409, the slot is busy)."""
+    answer = vllm.request_activation(entry, who)
+    if answer.outcome == RequestOutcome.REFUSED:
+        raise vllm.ActivationRefused(answer.message)
+    if answer.outcome != RequestOutcome.QUEUED:
+        raise jobs.JobConflict(None, answer.message)
+    return answer.job
 
 
 def request_stop(who: Actor) -> Job:
-    live = vllm.live_activation()
-    return backend_tasks.enqueue_stop(who, name=live.logical_name if live else "")
+    """Queue a stop of the served model (``JobConflict`` when one is queued)."""
+    answer = vllm.request_stop(who)
+    if answer.outcome != RequestOutcome.QUEUED:
+        raise jobs.JobConflict(None, answer.message)
+    return answer.job
 
 
 def activations():
@@ -448,4 +438,4 @@ def health_endpoints():
 
 
 def check_health(kind: str | None = None):
-    return health.check_all([kind] if kind else None)
+    return health_check.check_all([kind] if kind else None)

@@ -321,7 +321,7 @@ class RestApiTests(FixtureRegistryMixin, PersonaMixin, TestCase):
 
     def test_health_lists_and_checks_backends(self):
         self.assertEqual(self.call("GET", "/api/v1/health", self.read).json(), [])
-        with mock.patch("backends.health.checks.check_all") as check:
+        with mock.patch("backends.health.check.check_all") as check:
             response = self.call("POST", "/api/v1/health/check?kind=ollama", self.read)
         self.assertEqual(response.status_code, 200)
         check.assert_called_once_with(["ollama"])

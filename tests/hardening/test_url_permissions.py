@@ -521,7 +521,7 @@ class ApiPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
         body = self.body_for(name)
         with (
             quiet_request_log(),
-            mock.patch("backends.health.checks.check_all"),
+            mock.patch("backends.health.check.check_all"),
             override_settings(IMAGEWORKS_LOADER_VERIFY_TIMEOUT=0),
         ):
             return (client or Client()).generic(
