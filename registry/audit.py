@@ -41,6 +41,9 @@ class Actor:
     name: str
     source: str = Source.WEB
     user: Any = field(default=None, compare=False)
+    # The permissions the actor's credential is limited to (an API token's scope);
+    # None: the user's role alone decides.
+    scope: frozenset[str] | None = field(default=None, compare=False)
 
     @classmethod
     def from_request(cls, request) -> Actor:
@@ -81,6 +84,8 @@ class Actor:
         """
         if self.source in TRUSTED_SOURCES:
             return True
+        if self.scope is not None and perm not in self.scope:
+            return False
         return self.user is not None and self.user.has_perm(perm)
 
 

@@ -25,6 +25,7 @@ class Source(models.TextChoices):
     CLI = "cli", "CLI"
     SCHEDULE = "schedule", "Schedule"
     SYSTEM = "system", "System"
+    API = "api", "API"
 
 
 class Action(models.TextChoices):

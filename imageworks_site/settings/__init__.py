@@ -105,10 +105,12 @@ INSTALLED_APPS = [
     "django_q",
     "template_partials",
     "axes",
+    "ninja",
     "imageworks_site",
     "registry",
     "backends",
     "inventory",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -341,6 +343,13 @@ IMAGEWORKS_VLLM_ENV_ALLOWLIST = [
 # GPU reading (backends/gpu.py): an explicit nvidia-smi wins; empty = NVML
 # (nvidia-ml-py, extra "gpu") if the driver loads, else nvidia-smi on PATH.
 IMAGEWORKS_NVIDIA_SMI = env("IMAGEWORKS_NVIDIA_SMI", "") or ""
+
+# API (docs/api.md, docs/security.md)
+# GET /v1/models and POST /v1/select without a token (trusted networks only).
+IMAGEWORKS_LOADER_OPEN_READ = env_bool("IMAGEWORKS_LOADER_OPEN_READ", False)
+# POST /v1/verify waits this long for its job, then answers 504 (the job goes on).
+# Keep it below gunicorn's --timeout (docs/deploy.md: 120 s).
+IMAGEWORKS_LOADER_VERIFY_TIMEOUT = env_float("IMAGEWORKS_LOADER_VERIFY_TIMEOUT", 60.0)
 
 # Backend health
 IMAGEWORKS_OLLAMA_URL = env("IMAGEWORKS_OLLAMA_URL", "http://127.0.0.1:11434")

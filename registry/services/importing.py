@@ -1,8 +1,10 @@
 """Import discovered entries into the curated layer (the "Import from downloads" wizard).
 
 An importable entry is a discovered entry with no curated overlay. Importing writes a
-small curated overlay ``{name, display_name, backend, served_model_id, roles,
-metadata: {registry_layer: "curated"}}``; every other key keeps coming from the
+small curated overlay ``{name, display_name, backend, capabilities, served_model_id,
+roles, metadata: {registry_layer: "curated"}}`` (``capabilities`` copied from the
+discovered entry when it has them: the original's checks expect every curated entry
+to carry them); every other key keeps coming from the
 discovered layer through the merge (curated wins per key). Ollama tags that no entry
 knows can be imported too: they get a full new curated entry.
 
@@ -236,8 +238,8 @@ def download_identity(raw: dict | None) -> tuple | None:
     return (str(raw.get("backend") or "").strip(), norm, checksum)
 
 
-def curated_overlay(item: ImportItem) -> dict:
-    """The curated dict an import writes for *item*."""
+def curated_overlay(item: ImportItem, discovered: dict | None = None) -> dict:
+    """The curated dict an import writes for *item* (*discovered*: its discovered entry)."""
     raw: dict[str, Any] = {
         "name": item.name,
         "display_name": item.display_name or item.name,
@@ -245,6 +247,8 @@ def curated_overlay(item: ImportItem) -> dict:
     }
     if item.ollama_tag:
         raw["backend_config"] = {"model_path": f"ollama:/{item.ollama_tag}"}
+    if isinstance((discovered or {}).get("capabilities"), dict):
+        raw["capabilities"] = copy.deepcopy(discovered["capabilities"])
     raw["served_model_id"] = item.served_model_id
     raw["roles"] = list(item.roles)
     raw["metadata"] = {"registry_layer": "curated"}
@@ -328,7 +332,7 @@ def plan_import(items: list[ImportItem]) -> ImportPlan:
         plan.entries.append(
             PlannedEntry(
                 item=item,
-                curated=curated_overlay(item),
+                curated=curated_overlay(item, current[1] if current else None),
                 identity=download_identity(current[2]) if current else None,
             )
         )

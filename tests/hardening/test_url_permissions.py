@@ -19,10 +19,11 @@ role, with GET, POST, PUT, PATCH and DELETE:
 
 from __future__ import annotations
 
+import json
 from unittest import mock
 
 from django.contrib.auth import get_user_model
-from django.test import Client, TestCase
+from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from backends.models import Activation
@@ -32,6 +33,7 @@ from tests.hardening.common import TempRegistryMixin, sync_sample
 
 PUBLIC = "public"
 LOGIN = "login"
+TOKEN = "token"  # any valid token
 
 VIEW_ENTRY = "registry.view_modelentry"
 VIEW_ACTIONS = "registry.view_actionlog"
@@ -103,6 +105,49 @@ POLICY: dict[str, dict[str, str]] = {
         "GET": "inventory.empty_trash",
         "POST": "inventory.empty_trash",
     },
+    # api: the user's own tokens (any signed-in user; the scope ceiling is the role)
+    "tokens:token_list": {"GET": LOGIN},
+    "tokens:token_create": {"POST": LOGIN},
+    "tokens:token_revoke": {"POST": LOGIN},
+    # api: the schema and the Swagger page hold no data
+    "api:openapi-json": {"GET": PUBLIC},
+    "api:openapi-view": {"GET": PUBLIC},
+    # django-ninja's root of the API mount is "/", which the dashboard answers
+    "api:api-root": {"GET": LOGIN},
+}
+
+#: The token-authenticated API (``api/``): URL name -> method -> permission. Checked
+#: by ``ApiPermissionMatrixTests`` for every token scope of every persona.
+API_POLICY: dict[str, dict[str, str]] = {
+    # the original loader protocol
+    "api:loader_models": {"GET": VIEW_ENTRY},
+    "api:loader_select": {"POST": VIEW_ENTRY},
+    "api:loader_verify": {"POST": "registry.verify_entry"},
+    "api:loader_probe_vision": {"POST": "registry.verify_entry"},
+    "api:loader_metrics": {"GET": VIEW_ENTRY},
+    # REST: entries
+    "api:entry_list": {"GET": VIEW_ENTRY},
+    "api:entry_detail": {"GET": VIEW_ENTRY},
+    "api:entry_edit": {"PATCH": EDIT},
+    "api:entry_verify": {"POST": "registry.verify_entry"},
+    "api:entry_lock": {"POST": "registry.lock_entry"},
+    "api:entry_unlock": {"POST": "registry.lock_entry"},
+    "api:entry_importable": {"GET": IMPORT},
+    "api:entry_import": {"POST": IMPORT},
+    "api:registry_reload": {"POST": "registry.sync_registry"},
+    # REST: jobs (the sample job is a verify job: cancelling needs verify)
+    "api:job_list": {"GET": VIEW_JOB},
+    "api:job_detail": {"GET": VIEW_JOB},
+    "api:job_cancel": {"POST": "registry.verify_entry"},
+    # REST: vLLM, health, audit, me
+    "api:vllm_current": {"GET": VIEW_ACTIVATION},
+    "api:vllm_activations": {"GET": VIEW_ACTIVATION},
+    "api:vllm_activate": {"POST": CONTROL},
+    "api:vllm_stop": {"POST": CONTROL},
+    "api:health_list": {"GET": VIEW_HEALTH},
+    "api:health_check": {"POST": VIEW_HEALTH},
+    "api:audit_list": {"GET": VIEW_ACTIONS},
+    "api:me": {"GET": TOKEN},
 }
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -204,7 +249,7 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
 
     def urls(self):
         for name, pattern in sorted(discover_urls().items()):
-            if name not in POLICY:
+            if name not in POLICY:  # API_POLICY names: ApiPermissionMatrixTests
                 continue
             yield name, reverse(name, kwargs=self.kwargs_for(name, pattern))
 
@@ -230,13 +275,15 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
     def test_every_url_of_the_site_has_a_policy(self):
         discovered = set(discover_urls())
         self.assertGreater(len(discovered), 30, discovered)
-        missing = sorted(discovered - set(POLICY))
+        self.assertFalse(set(POLICY) & set(API_POLICY))
+        policed = set(POLICY) | set(API_POLICY)
+        missing = sorted(discovered - policed)
         self.assertEqual(
             missing,
             [],
-            f"URL names without an entry in POLICY (add them with their permissions): {missing}",
+            f"URL names without an entry in POLICY or API_POLICY (add them with their permissions): {missing}",
         )
-        stale = sorted(set(POLICY) - discovered)
+        stale = sorted(policed - discovered)
         self.assertEqual(stale, [], f"POLICY names no longer in the URL conf: {stale}")
 
     def test_policy_permissions_exist_and_roles_match_the_docs(self):
@@ -246,9 +293,9 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
         self.assertFalse(self.operator.has_perm(EDIT))
         self.assertFalse(self.editor.has_perm(CONTROL))
         self.assertFalse(self.editor.has_perm("registry.verify_entry"))
-        for perms in POLICY.values():
+        for perms in [*POLICY.values(), *API_POLICY.values()]:
             for perm in perms.values():
-                if perm in (PUBLIC, LOGIN):
+                if perm in (PUBLIC, LOGIN, TOKEN):
                     continue
                 self.assertTrue(self.admin.has_perm(perm), perm)
                 self.assertTrue(
@@ -406,3 +453,179 @@ def _encode(data: dict) -> str:
     from urllib.parse import urlencode
 
     return urlencode(data, doseq=True)
+
+
+class ApiPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
+    """Every API route x persona x token scope x method (``API_POLICY``).
+
+    A request is allowed only when the token's scope AND the user's role grant the
+    route's permission; tokens above the role are made directly in the database
+    (the page refuses to create them) to prove the ceiling is checked at use time.
+    Without a token: 401; a session cookie is not a token: 401; a method the route
+    does not answer: 405.
+    """
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.make_personas()
+        sync_sample(cls.registry_dir, cls.models_dir)
+        cls.vllm_entry = ModelEntry.objects.filter(backend="vllm").first()
+        cls.other_entry = ModelEntry.objects.exclude(backend="vllm").first()
+        cls.job = Job.objects.create(
+            kind="verify",
+            status="running",
+            entry=cls.vllm_entry,
+            entry_name=cls.vllm_entry.name,
+            user_name="alice",
+        )
+
+    def setUp(self):
+        from api.choices import TokenScope
+
+        self.personas = {
+            "viewer": self.viewer,
+            "operator": self.operator,
+            "editor": self.editor,
+            "superuser": self.admin,
+            "no-role": self.outsider,
+        }
+        self.secrets = {}
+        for label, user in self.personas.items():
+            for scope in TokenScope:
+                self.secrets[(label, scope.value)] = _forced_token(user, scope.value)
+
+    def kwargs_for(self, name: str, pattern: URLPattern) -> dict:
+        kwargs = {}
+        for key in pattern.pattern.converters:
+            if key == "pk" and name.startswith("api:job_"):
+                kwargs[key] = self.job.pk
+            elif key == "pk" and name == "api:vllm_activate":
+                kwargs[key] = self.other_entry.pk  # not vLLM: refused before a spawn
+            elif key == "pk":
+                kwargs[key] = self.vllm_entry.pk
+            elif key == "name":
+                kwargs[key] = self.vllm_entry.name
+            else:
+                self.fail(f"{name}: no sample value for URL parameter {key!r}")
+        return kwargs
+
+    def body_for(self, name: str) -> dict | None:
+        """Valid, harmless bodies: permission decides, not validation."""
+        return {
+            "api:loader_select": {"name": self.vllm_entry.name},
+            "api:loader_verify": {"name": "no-such-model"},
+            "api:loader_probe_vision": {
+                "name": self.vllm_entry.name,
+                "image_path": "/nonexistent.jpg",
+            },
+            "api:entry_edit": {"fingerprint": "stale", "fields": {}},
+            "api:entry_import": {"items": []},
+        }.get(name)
+
+    def routes(self) -> dict[str, dict[str, tuple[str, str]]]:
+        """``{url: {method: (name, permission)}}``: names sharing a route merge."""
+        found = discover_urls()
+        routes: dict[str, dict[str, tuple[str, str]]] = {}
+        for name, methods in sorted(API_POLICY.items()):
+            url = reverse(name, kwargs=self.kwargs_for(name, found[name]))
+            for method, perm in methods.items():
+                routes.setdefault(url, {})[method] = (name, perm)
+        return routes
+
+    def request(self, method, url, name="", secret="", client=None):
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {secret}"} if secret else {}
+        body = self.body_for(name)
+        with (
+            quiet_request_log(),
+            mock.patch("backends.health.check.check_all"),
+            override_settings(IMAGEWORKS_LOADER_VERIFY_TIMEOUT=0),
+        ):
+            return (client or Client()).generic(
+                method,
+                url,
+                json.dumps(body) if body is not None else "",
+                content_type="application/json",
+                **headers,
+            )
+
+    def test_every_route_needs_a_token_and_a_session_is_not_one(self):
+        signed_in = Client()
+        signed_in.force_login(self.admin)
+        problems = []
+        for url, methods in self.routes().items():
+            for method, (name, _perm) in methods.items():
+                for label, client in (("anonymous", Client()), ("session", signed_in)):
+                    response = self.request(method, url, name, client=client)
+                    if response.status_code != 401:
+                        problems.append(
+                            f"{label}: {method} {url} -> {response.status_code}"
+                        )
+        self.assertEqual(problems, [])
+
+    def test_every_route_x_persona_x_scope_x_method(self):
+        from api.choices import SCOPE_PERMISSIONS
+
+        problems, checked = [], 0
+        for (label, scope), secret in self.secrets.items():
+            user = self.personas[label]
+            for url, methods in self.routes().items():
+                for method, (name, perm) in methods.items():
+                    allowed = perm == TOKEN or (
+                        user.has_perm(perm) and perm in SCOPE_PERMISSIONS[scope]
+                    )
+                    code = self.request(method, url, name, secret).status_code
+                    checked += 1
+                    ok = (
+                        code not in (401, 403, 405) and code < 500
+                        if allowed
+                        else code == 403
+                    )
+                    if not ok:
+                        problems.append(
+                            f"{label}/{scope}: {method} {url} ({name}) -> {code}, "
+                            f"expected {'allowed' if allowed else 403} ({perm})"
+                        )
+        self.assertGreater(checked, 300)
+        self.assertEqual(problems, [])
+
+    def test_wrong_methods_are_refused_with_405(self):
+        secret = self.secrets[("superuser", "edit")]
+        problems = []
+        for url, methods in self.routes().items():
+            for method in METHODS:
+                if method in methods:
+                    continue
+                code = self.request(method, url, secret=secret).status_code
+                if code != 405:
+                    problems.append(f"{method} {url} -> {code}")
+        self.assertEqual(problems, [])
+
+    def test_open_loader_reads_open_exactly_list_and_select(self):
+        open_names = {"api:loader_models", "api:loader_select"}
+        problems = []
+        with override_settings(IMAGEWORKS_LOADER_OPEN_READ=True):
+            for url, methods in self.routes().items():
+                for method, (name, _perm) in methods.items():
+                    code = self.request(method, url, name).status_code
+                    expected = 200 if name in open_names else 401
+                    if code != expected:
+                        problems.append(f"{method} {url} ({name}) -> {code}")
+        self.assertEqual(problems, [])
+
+
+def _forced_token(user, scope: str) -> str:
+    """A token of ``scope`` for ``user`` even above their role (the DB allows it)."""
+    import secrets as pysecrets
+
+    from api.models import ApiToken
+    from api.tokens import TOKEN_PREFIX, hash_secret
+
+    secret = TOKEN_PREFIX + pysecrets.token_urlsafe(32)
+    ApiToken.objects.create(
+        user=user,
+        label=f"matrix-{scope}",
+        prefix=secret[:12],
+        key_hash=hash_secret(secret),
+        scope=scope,
+    )
+    return secret

@@ -101,6 +101,26 @@ class ImportServiceTests(SampleRegistryMixin, TestCase):
         self.assertEqual(entry.served_model_id, f"srv/{GPTOSS}")
         self.assertEqual(list(importing.importable_entries()), [])
 
+    def test_the_overlay_carries_the_discovered_capabilities(self):
+        discovered = layers.load_registry(self.registry_dir).entries[GPTOSS].discovered
+        self.assertTrue(discovered["capabilities"]["thinking"])
+        plan = importing.plan_import([item(GPTOSS, roles=["reasoning"])])
+        self.assertEqual(
+            plan.entries[0].curated["capabilities"], discovered["capabilities"]
+        )
+        importing.apply_import(plan, Actor.from_user(self.alice))
+        written = self.curated_items()[-1]
+        self.assertEqual(written["name"], GPTOSS)
+        self.assertEqual(written["capabilities"], discovered["capabilities"])
+        self.assertEqual(
+            list(written)[:4], ["name", "display_name", "backend", "capabilities"]
+        )
+        # An Ollama tag that no entry knows has no discovered capabilities to copy.
+        tag = importing.ImportItem(**importing.suggest_for_tag("phi4:14b"))
+        self.assertNotIn(
+            "capabilities", importing.plan_import([tag]).entries[0].curated
+        )
+
     def test_concurrent_import_reports_already_curated_by_bob(self):
         plan = importing.plan_import([item(QWEN3VL), item(GPTOSS)])  # alice's step 3
         importing.apply_import(

@@ -1,0 +1,244 @@
+"""Benchmark: the loader protocol (/v1/select, /v1/models) at 10,000 entries, over HTTP.
+
+Usage (from the repo root):
+
+    .venv/bin/python bench/bench_api.py [--entries 10000] [--runs 200] [--db sqlite]
+    .venv/bin/python bench/bench_api.py --db postgres --pg-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Builds a throwaway deployment in a temp folder (real-sized entries from
+``bench/bench_sync.py``; SQLite there, or a fresh PostgreSQL database
+``api_bench_<random>``), syncs it, creates an operator and a read token with
+``manage.py``, starts ``gunicorn -w 1`` on a free 127.0.0.1 port, and then times,
+alternating request by request:
+
+* ``POST /v1/select`` (token auth, capability check, endpoint) vs a bare Django
+  ``JsonResponse`` of the same row (``bench/api_baseline.py``);
+* ``GET /v1/models`` (token auth, every entry with its 47-key capability map), gzipped
+  as httpx asks for it and plain (``Accept-Encoding: identity``), vs a bare
+  ``JsonResponse`` of the same columns; plus the first ``/v1/models`` after a
+  registry change (the payload is rebuilt, not served from the per-process copy).
+
+Prints median, p10-p90 and p95 in ms. Deletes only the temp folder and the database
+it created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+PY = sys.executable
+GUNICORN = Path(PY).parent / "gunicorn"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict, *args: str) -> str:
+    out = subprocess.run(
+        [PY, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)}:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def pg_database(pg_url: str, name: str, *, drop: bool = False) -> str:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not drop:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_url.rsplit("/", 1)[0] + "/" + name
+
+
+def stats(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    q = statistics.quantiles(ordered, n=20)
+    return (
+        f"median {statistics.median(ordered):7.2f}  p10-p90 {q[1]:7.2f}-{q[17]:7.2f}"
+        f"  p95 {q[18]:7.2f}  (n={len(ordered)})"
+    )
+
+
+def timed(client: httpx.Client, method: str, url: str, **kwargs) -> tuple[float, int]:
+    start = time.perf_counter()
+    response = client.request(method, url, **kwargs)
+    body = response.content  # the whole body has arrived
+    elapsed = (time.perf_counter() - start) * 1000
+    if response.status_code != 200:
+        raise SystemExit(f"{method} {url} -> {response.status_code}: {body[:300]!r}")
+    return elapsed, len(body)
+
+
+def prepare(tmp: Path, args) -> dict:
+    from bench.bench_sync import build_registry
+
+    reg = tmp / "configs"
+    reg.mkdir(parents=True)
+    build_registry(reg, args.entries)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMAGEWORKS_", "DATABASE_URL", "DJANGO_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="bench.api_baseline",
+        IMAGEWORKS_VAR_DIR=str(tmp / "var"),
+        IMAGEWORKS_SQLITE_PATH=str(tmp / "var" / "bench.sqlite3"),
+        IMAGEWORKS_REGISTRY_DIR=str(reg),
+        IMAGEWORKS_STAGING_DIR=str(tmp / "_staging"),
+        IMAGEWORKS_LOG_DIR=str(tmp / "logs"),
+        SECRET_KEY=secrets.token_urlsafe(40),
+        PYTHONPATH=str(REPO),
+    )
+    if args.db == "postgres":
+        env["DATABASE_URL"] = pg_database(args.pg_url, args.db_name)
+    manage(env, "migrate", "--noinput")
+    manage(env, "registry_sync", "--force")
+    manage(
+        env,
+        "set_user",
+        "bench",
+        "--role",
+        "operator",
+        "--password",
+        secrets.token_urlsafe(16),
+    )
+    env["BENCH_TOKEN"] = manage(
+        env, "api_token", "create", "bench", "--label", "bench", "--scope", "read"
+    ).strip()
+    return env
+
+
+def run(base: str, env: dict, args) -> None:
+    auth = {"Authorization": f"Bearer {env['BENCH_TOKEN']}"}
+    names = []
+    for offset in (0, args.entries // 3, args.entries // 2, args.entries - 1):
+        page = httpx.get(
+            f"{base}/api/v1/entries?limit=1&offset={offset}&testing=1&deprecated=1",
+            headers=auth,
+            timeout=120,
+            trust_env=False,
+        ).json()
+        names += [item["name"] for item in page["items"]]
+    with httpx.Client(base_url=base, timeout=60, trust_env=False) as client:
+        # Warm both paths (imports, the per-process /v1/models copy).
+        for _ in range(3):
+            timed(client, "POST", "/v1/select", json={"name": names[0]}, headers=auth)
+            timed(client, "GET", "/bench/select/" + names[0])
+            timed(client, "GET", "/v1/models", headers=auth)
+            timed(client, "GET", "/bench/models")
+        ours, base_sel = [], []
+        for i in range(args.runs):
+            name = names[i % len(names)]
+            ours.append(
+                timed(
+                    client,
+                    "POST",
+                    "/v1/select",
+                    json={"name": name, "require_capabilities": ["text"]},
+                    headers=auth,
+                )[0]
+            )
+            base_sel.append(timed(client, "GET", "/bench/select/" + name)[0])
+        print(f"POST /v1/select        {stats(ours)}")
+        print(f"baseline JsonResponse  {stats(base_sel)}")
+        models, plain, base_models, size = [], [], [], 0
+        identity = {**auth, "Accept-Encoding": "identity"}
+        for _ in range(max(10, args.runs // 10)):
+            ms, size = timed(client, "GET", "/v1/models", headers=auth)
+            models.append(ms)
+            plain.append(timed(client, "GET", "/v1/models", headers=identity)[0])
+            base_models.append(timed(client, "GET", "/bench/models")[0])
+        print(f"GET /v1/models (gzip)  {stats(models)}  body {size / 1e6:.1f} MB")
+        print(f"GET /v1/models (plain) {stats(plain)}")
+        print(f"baseline JsonResponse  {stats(base_models)}")
+    cold = []
+    for _ in range(args.cold_runs):
+        # Another tool changes one entry: the next /v1/models rebuilds its payload.
+        bump = (
+            "from registry.models import ModelEntry;"
+            "e=ModelEntry.objects.order_by('?').first(); e.save(update_fields=['last_updated'])"
+        )
+        manage(env, "shell", "-c", bump)
+        with httpx.Client(base_url=base, timeout=60, trust_env=False) as client:
+            cold.append(timed(client, "GET", "/v1/models", headers=auth)[0])
+    print(
+        f"GET /v1/models, first after a change  {stats(cold) if len(cold) >= 2 else cold}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    args.db_name = f"api_bench_{secrets.token_hex(4)}"
+    tmp = Path(tempfile.mkdtemp(prefix="imageworks-bench-api-"))
+    server = None
+    try:
+        print(f"preparing {args.entries} entries ({args.db}) in {tmp} ...", flush=True)
+        env = prepare(tmp, args)
+        port = free_port()
+        server = subprocess.Popen(
+            [
+                str(GUNICORN),
+                "imageworks_site.wsgi",
+                "-w",
+                "1",
+                "-b",
+                f"127.0.0.1:{port}",
+                "--timeout",
+                "120",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=(tmp / "gunicorn.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(base + "/login/", timeout=1, trust_env=False)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        print(f"gunicorn -w 1 on {base}; {args.runs} alternating runs", flush=True)
+        run(base, env, args)
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(15)
+        if args.db == "postgres":
+            pg_database(args.pg_url, args.db_name, drop=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
