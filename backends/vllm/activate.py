@@ -223,6 +223,7 @@ def _launch_local(
             pgid=ident.pgid,
             create_time=ident.create_time,
             cmdline_hash=ident.cmdline_hash,
+            owns_group=ident.owns_group,
             log_path=str(spawned.log_path),
             started_at=timezone.now(),
             last_updated=timezone.now(),

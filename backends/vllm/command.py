@@ -154,6 +154,21 @@ def display(argv: Sequence[str]) -> str:
     return shlex.join([str(a) for a in argv])
 
 
+def merged_for_launch(entry: Any) -> dict[str, Any]:
+    """The merged dict a launch is built from, for a registry ``ModelEntry`` row.
+
+    The row's merged view, with the columns the launch needs filled in where the
+    raw layers lack them (one place for ``prepare``, preflight and the fit view).
+    """
+    merged = dict(entry.merged or {})
+    merged.setdefault("name", entry.name)
+    merged.setdefault("backend", entry.backend)
+    merged.setdefault("backend_config", entry.backend_config or {})
+    merged.setdefault("download_path", entry.download_path)
+    merged.setdefault("served_model_id", entry.served_model_id or None)
+    return merged
+
+
 def cli_equivalent(name: str) -> str:
     return f"{CLI_NAME} activate-model {shlex.quote(name)}"
 

@@ -25,6 +25,7 @@ from backends.choices import ActivationMode
 from backends.models import Activation, MemoryMeasurement
 
 from . import fit, process
+from .server import identity
 
 #: Flags that do not change memory: left out of the key (their value too).
 IGNORED_FLAGS = ("--host", "--port", "--served-model-name")
@@ -60,14 +61,7 @@ def record_measurement(
     """Measure what ``act``'s server holds now and store it (None: nothing measurable)."""
     if act.mode != ActivationMode.LOCAL or act.launched_elsewhere or not act.pid:
         return None
-    ident = process.ProcessIdentity(
-        pid=act.pid,
-        pgid=act.pgid or act.pid,
-        create_time=act.create_time or 0.0,
-        cmdline_hash=act.cmdline_hash,
-        owns_group=act.owns_group,
-    )
-    pids = [p.pid for p in process.server_processes(ident)]
+    pids = [p.pid for p in process.server_processes(identity(act))]
     snapshot = snapshot or gpu_mod.read_gpus()
     held = snapshot.held_by(pids) if snapshot.known else {}
     held.pop(-1, None)  # a figure without a GPU cannot be compared with one

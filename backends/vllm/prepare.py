@@ -17,8 +17,16 @@ from registry.models import ModelEntry
 from registry.services.verify import lock_gate
 
 from . import process
-from .command import LaunchRefused, LaunchSpec, VllmConfig, build_launch, cli_equivalent
+from .command import (
+    LaunchRefused,
+    LaunchSpec,
+    VllmConfig,
+    build_launch,
+    cli_equivalent,
+    merged_for_launch,
+)
 from .errors import ActivationRefused
+from .server import own_server_pids
 from .slot import config, live_activation
 
 
@@ -32,12 +40,7 @@ def prepare(entry: ModelEntry, cfg: VllmConfig | None = None) -> LaunchSpec:
         raise ActivationRefused(
             f"Lock gate: {gate.reason or 'files do not match the locked hash'}. Verify the model first."
         )
-    merged = dict(entry.merged or {})
-    merged.setdefault("name", entry.name)
-    merged.setdefault("backend", entry.backend)
-    merged.setdefault("backend_config", entry.backend_config or {})
-    merged.setdefault("download_path", entry.download_path)
-    merged.setdefault("served_model_id", entry.served_model_id or None)
+    merged = merged_for_launch(entry)
     check = (not cfg.proxy_mode) or cfg.admin_check_paths
     try:
         return build_launch(merged, cfg, check_paths=check)
@@ -55,9 +58,7 @@ def validate_runtime(
         except clients.AdminError as exc:
             raise ActivationRefused(str(exc))
         return
-    allowed: list[int] = []
-    if live is not None and live.pgid:
-        allowed = [p.pid for p in process.group_members(live.pgid)]
+    allowed = own_server_pids(live)
     try:
         process.check_port(spec.host, spec.port, allowed_pids=allowed)
     except process.PortInUse as exc:

@@ -266,6 +266,9 @@ def _adopt(
                 pgid=ident.pgid if ident else None,
                 create_time=ident.create_time if ident else None,
                 cmdline_hash=ident.cmdline_hash if ident else "",
+                # Someone else started it, maybe inside their own process group:
+                # stop signals the server and its descendants, never that group.
+                owns_group=False,
                 started_at=datetime.fromtimestamp(
                     state["started_at"], tz=timezone.now().tzinfo
                 ),

@@ -1,7 +1,9 @@
 """The served process of an activation: its identity, whether it lives, stopping it.
 
 Local mode judges a pid by its identity (pid + create_time + command-line hash) and
-stops its whole process group; proxy mode asks the remote admin service. A server
+stops the server with its descendants, plus its process group only when we created
+it (``Activation.owns_group``, see ``process.owned_group``); proxy mode asks the
+remote admin service. A server
 launched on another machine is only ever asked over HTTP (``hosts.remote_check``).
 """
 
@@ -45,7 +47,22 @@ def identity(act: Activation) -> process.ProcessIdentity:
         pgid=act.pgid or act.pid or 0,
         create_time=act.create_time or 0.0,
         cmdline_hash=act.cmdline_hash,
+        owns_group=act.owns_group,
     )
+
+
+def own_server_pids(live: Activation | None) -> list[int]:
+    """The pids the port may be held by and still count as free-able: the live
+    activation's server and its descendants, plus its process group only when that
+    group is ours (``process.owned_group``); never an adopted server's parent group."""
+    if live is None or not live.pid or live.launched_elsewhere:
+        return []
+    ident = identity(live)
+    pids = {p.pid for p in process.server_processes(ident)}
+    group = process.owned_group(ident)
+    if group is not None:
+        pids.update(p.pid for p in process.group_members(group))
+    return sorted(pids)
 
 
 def process_alive(act: Activation, cfg: VllmConfig) -> bool:

@@ -93,6 +93,7 @@ class ParentSurvivesTests(FakeVllmMixin, TransactionTestCase):
         self.assertEqual(state["pid"], pids["server"])
         adopted = Activation.objects.get(state=ActivationState.RUNNING)
         self.assertEqual(adopted.user_name, "(adopted)")
+        self.assertIs(adopted.owns_group, False)  # recorded: never signal its group
 
         stopped = service.stop(ACTOR)
 
@@ -117,6 +118,7 @@ class ParentSurvivesTests(FakeVllmMixin, TransactionTestCase):
         self.assertFalse(any(_alive(p) for p in [pids["server"], *pids["workers"]]))
         self.assertEqual(act.state, ActivationState.RUNNING)
         self.assertEqual(act.pgid, act.pid)  # ours leads its own group
+        self.assertIs(act.owns_group, True)  # recorded at spawn
         self.assertTrue(wait_until(lambda: len(process.group_members(act.pgid)) == 3))
 
         service.stop(ACTOR)  # our own group is cleaned up fully, workers included

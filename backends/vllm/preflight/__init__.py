@@ -28,8 +28,14 @@ from django.db import models
 
 from backends import gpu as gpu_mod
 
-from .. import process
-from ..command import LaunchRefused, VllmConfig, build_launch, served_model_id
+from ..command import (
+    LaunchRefused,
+    VllmConfig,
+    build_launch,
+    merged_for_launch,
+    served_model_id,
+)
+from ..server import own_server_pids
 from .base import Check, CheckId, Context, PreflightReport, Status, skip
 from .files import file_checks, path_checks
 from .runtime import (
@@ -62,16 +68,11 @@ def run_preflight(
 
 def gather(entry, cfg: VllmConfig) -> Context:
     """The entry's merged view plus the registry and process facts the checks need."""
-    from backends.choices import ActivationState
+    from backends.choices import ActivationMode, ActivationState
     from backends.models import Activation
     from registry.models import ModelEntry
 
-    merged = dict(entry.merged or {})
-    merged.setdefault("name", entry.name)
-    merged.setdefault("backend", entry.backend)
-    merged.setdefault("backend_config", entry.backend_config or {})
-    merged.setdefault("download_path", entry.download_path)
-    merged.setdefault("served_model_id", entry.served_model_id or None)
+    merged = merged_for_launch(entry)
     ctx = Context(merged=merged, cfg=cfg, locked=bool(entry.locked))
     served = served_model_id(merged)
     for other in ModelEntry.objects.filter(
@@ -87,15 +88,8 @@ def gather(entry, cfg: VllmConfig) -> Context:
     live = Activation.objects.filter(
         slot="vllm", state__in=ActivationState.live(), pid__isnull=False
     ).first()
-    if live is not None and not live.launched_elsewhere and live.mode == "local":
-        ident = process.ProcessIdentity(
-            pid=live.pid,
-            pgid=live.pgid or live.pid,
-            create_time=live.create_time or 0.0,
-            cmdline_hash=live.cmdline_hash,
-            owns_group=live.owns_group,
-        )
-        ctx.own_pids = {p.pid for p in process.server_processes(ident)}
+    if live is not None and live.mode == ActivationMode.LOCAL:
+        ctx.own_pids = set(own_server_pids(live))
         ctx.own_name = live.logical_name
     return ctx
 
