@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from registry.audit import Actor
 from registry.choices import JobKind
-from registry.jobs import JobFailed, JobSpec, enqueue
+from registry.jobs import JobCancelled, JobFailed, JobSpec, enqueue, progress
 from registry.models import Job, ModelEntry
 
 from .vllm import service
+from .vllm.options import NO_OPTIONS, SlotOptions
 
 RECONCILE_TASK = "backends.tasks.reconcile_vllm"
 RECONCILE_SCHEDULE = "vllm-reconcile"
@@ -33,47 +34,67 @@ def _actor(job: Job) -> Actor:
     return Actor(name=job.user_name or "system", source=job.source, user=job.user)
 
 
-def enqueue_activation(entry: ModelEntry, actor: Actor) -> Job:
-    """Queue an activation job (``JobConflict`` if one is already live for the entry)."""
+def enqueue_activation(
+    entry: ModelEntry, actor: Actor, *, options: SlotOptions = NO_OPTIONS
+) -> Job:
+    """Queue an activation job (``JobConflict`` if one is already live for the entry).
+
+    The operator's choices (preflight override, wait for or cut in-flight requests,
+    reason) travel in ``Job.params``."""
     queue = service.vllm_queue()
     return enqueue(
         JobKind.ACTIVATE,
         actor=actor,
         entry=entry,
+        params=options.as_params(),
         message=_queued(f"Queued: activate {entry.name}", queue),
     )
 
 
-def enqueue_stop(actor: Actor, *, name: str = "") -> Job:
+def enqueue_stop(
+    actor: Actor, *, name: str = "", options: SlotOptions = NO_OPTIONS
+) -> Job:
     queue = service.vllm_queue()
     return enqueue(
         JobKind.STOP,
         actor=actor,
         entry_name=name,
+        params=options.as_params(),
         message=_queued("Queued: stop vLLM", queue),
     )
 
 
 def activate_job(job: Job) -> dict:
+    """Preflight, wait for the replaced model's requests, start, wait until ready;
+    then, as its last step, measure the GPU memory the server holds."""
     entry = job.entry or ModelEntry.objects.filter(name=job.entry_name).first()
     if entry is None:
         raise JobFailed(f"Model '{job.entry_name}' no longer exists in the registry.")
+    options = SlotOptions.from_params(job.params)
     try:
-        act = service.activate(entry, _actor(job), job=job)
+        act = service.activate(entry, _actor(job), job=job, options=options)
+    except service.DrainCancelled as exc:
+        raise JobCancelled(str(exc))
     except service.ActivationError as exc:
         raise JobFailed(str(exc))
+    progress(job, 0.95, f"Measuring the GPU memory {act.logical_name} holds")
+    measured = service.record_memory(act, job)
     return {
         "activation": act.pk,
         "logical_name": act.logical_name,
         "port": act.port,
         "pid": act.pid,
         "time_to_ready_s": act.time_to_ready_s,
+        "memory": measured,
     }
 
 
 def stop_job(job: Job) -> dict:
+    options = SlotOptions.from_params(job.params)
     try:
-        act = service.stop(_actor(job), job=job)
+        act = service.stop(_actor(job), job=job, options=options)
+    except service.DrainCancelled as exc:
+        raise JobCancelled(str(exc))
     except service.ActivationError as exc:
         raise JobFailed(str(exc))
     if act is None:

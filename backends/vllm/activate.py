@@ -28,8 +28,11 @@ from registry.models import Job, ModelEntry
 from . import process, statefile
 from .command import LaunchSpec, VllmConfig, safe_name
 from .errors import ActivationBusy, ActivationFailed, ActivationRefused
+from .handover import Notify, describe_wait, wait_before_stop
 from .hosts import advertised_url, elsewhere_refusal, this_host
-from .prepare import prepare, validate_runtime
+from .options import NO_OPTIONS, SlotOptions
+from .preflight import PreflightReport, run_preflight
+from .prepare import preflight_details, preflight_gate, prepare, validate_runtime
 from .reconcile import adopt_or_clean
 from .server import (
     finish_stopped,
@@ -55,11 +58,23 @@ from .slot import (
 logger = logging.getLogger(__name__)
 
 
-def activate(entry: ModelEntry, actor: Actor, *, job: Job | None = None) -> Activation:
+def activate(
+    entry: ModelEntry,
+    actor: Actor,
+    *,
+    job: Job | None = None,
+    options: SlotOptions = NO_OPTIONS,
+    notify: Notify | None = None,
+) -> Activation:
     """Activate ``entry`` (stopping the current model only after B validated).
 
-    Returns the running ``Activation``. Raises ``ActivationRefused`` (nothing
-    changed), ``ActivationBusy`` (someone else holds the slot) or
+    Preflight runs before anything is stopped or started; a failed check refuses
+    unless ``options`` override it with a reason. A running A is stopped after
+    waiting ``options.drain_s`` for its in-flight requests (``notify`` gets the
+    progress lines, for the CLI). Returns the running ``Activation``. Raises
+    ``ActivationRefused`` (nothing changed; ``PreflightRefused`` carries the
+    report), ``ActivationBusy`` (someone else holds the slot), ``DrainCancelled``
+    (the job was cancelled during the wait; A keeps running) or
     ``ActivationFailed`` (B was started but did not become ready; A is stopped).
     """
     cfg = config()
@@ -78,12 +93,24 @@ def activate(entry: ModelEntry, actor: Actor, *, job: Job | None = None) -> Acti
             audit.after = state_dict(live)
             return live
         _check_slot(live, spec, cfg)
+        progress(job, 0.01, f"Checking {entry.name} before activating")
+        report = run_preflight(entry, cfg=cfg)
+        audit.details["preflight"] = preflight_details(report, options)
+        if options.reason:
+            audit.details["reason"] = options.reason
+        try:
+            preflight_gate(report, options)
+        except ActivationRefused:
+            _busy_if_taken(live)
+            raise
         previous = _claim_replacement(live, spec, actor) if live is not None else None
-        result = None
+        result, waited = None, {}
         if previous is not None:
             audit.before = state_dict(previous)
             audit.details["replaced"] = previous.logical_name
-            progress(job, 0.05, f"Stopping {previous.logical_name}")
+            waited = wait_before_stop(previous, options, cfg, job=job, notify=notify)
+            audit.details.update(waited)
+            progress(job, 0.09, f"Stopping {previous.logical_name}")
             result = stop_process(previous, cfg)
             statefile.remove_state(state_path(cfg))
         act = _create_starting(
@@ -91,15 +118,32 @@ def activate(entry: ModelEntry, actor: Actor, *, job: Job | None = None) -> Acti
         )
         progress(job, 0.1, f"Starting {entry.name}")
         _launch(act, spec, cfg, job)
-        audit.message = (
-            f"Active: {entry.name} on port {act.port} (ready in {act.time_to_ready_s:.1f}s)"
-            + (f", replacing {previous.logical_name}" if previous is not None else "")
-        )
+        audit.message = _active_message(act, previous, waited, report, options)
         audit.after = state_dict(act)
         audit.details.update(
             activation=act.pk, pid=act.pid, time_to_ready_s=act.time_to_ready_s
         )
         return act
+
+
+def _active_message(
+    act: Activation,
+    previous: Activation | None,
+    waited: dict,
+    report: PreflightReport,
+    options: SlotOptions,
+) -> str:
+    """``Active: B on port P (ready in 1.2s), replacing A after its requests
+    finished (3s); preflight overridden (Weight files failed). Reason: ...``"""
+    text = f"Active: {act.logical_name} on port {act.port} (ready in {act.time_to_ready_s:.1f}s)"
+    if previous is not None:
+        text += f", replacing {previous.logical_name}{describe_wait(waited)}"
+    if report.failed:
+        failed = ", ".join(c.label for c in report.failed)
+        text += f"; preflight overridden ({failed} failed)"
+    if options.reason:
+        text += f". Reason: {options.reason}"
+    return text
 
 
 def _reusable(
@@ -124,14 +168,18 @@ def _check_slot(live: Activation | None, spec: LaunchSpec, cfg: VllmConfig) -> N
     try:
         validate_runtime(spec, cfg, live)
     except ActivationRefused:
-        # The port may be taken by a start that claimed the slot after we looked:
-        # that is a busy slot, not a foreign process.
-        now_live = live_activation()
-        if now_live is not None and (
-            live is None or now_live.pk != live.pk or now_live.state != live.state
-        ):
-            raise ActivationBusy(busy_message(now_live))
+        _busy_if_taken(live)
         raise
+
+
+def _busy_if_taken(live: Activation | None) -> None:
+    """A refusal (port taken) may come from a start that claimed the slot after we
+    looked: that is a busy slot, not a foreign process."""
+    now_live = live_activation()
+    if now_live is not None and (
+        live is None or now_live.pk != live.pk or now_live.state != live.state
+    ):
+        raise ActivationBusy(busy_message(now_live))
 
 
 def _claim_replacement(live: Activation, spec: LaunchSpec, actor: Actor) -> Activation:

@@ -3,7 +3,9 @@
 B's launch is fully checked (vLLM backend, lock gate, model files, chat template,
 port can be freed, admin service reachable) before A is touched, so a bad request
 never leaves the GPU idle (F6, R12). The drawer and the confirm dialog show the
-same checks through :func:`preview`.
+same checks through :func:`preview`. :func:`preflight_gate` adds the preflight
+(issue 13 §2): a failed check refuses the activation unless an operator overrides
+it with a reason, which the audit row records.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from .command import (
     cli_equivalent,
     merged_for_launch,
 )
-from .errors import ActivationRefused
+from .errors import ActivationRefused, PreflightRefused
+from .options import SlotOptions
+from .preflight import PreflightReport
 from .server import own_server_pids
 from .slot import config, live_activation
 
@@ -46,6 +50,30 @@ def prepare(entry: ModelEntry, cfg: VllmConfig | None = None) -> LaunchSpec:
         return build_launch(merged, cfg, check_paths=check)
     except LaunchRefused as exc:
         raise ActivationRefused(str(exc))
+
+
+def preflight_gate(report: PreflightReport, options: SlotOptions) -> None:
+    """Refuse (:class:`PreflightRefused`) on a failed check unless the operator
+    overrides it (``options.override_preflight``) with a reason."""
+    if report.ok:
+        return
+    if not options.override_preflight:
+        raise PreflightRefused(report)
+    if not options.reason.strip():
+        raise ActivationRefused(
+            "Overriding failed preflight checks needs a reason (it goes into the audit log)."
+        )
+
+
+def preflight_details(report: PreflightReport, options: SlotOptions) -> dict[str, Any]:
+    """What the activate audit row records about the preflight."""
+    return {
+        "ok": report.ok,
+        "elapsed_s": round(report.elapsed_s, 3),
+        "failed": [{"id": c.id, "message": c.message} for c in report.failed],
+        "warnings": [{"id": c.id, "message": c.message} for c in report.warnings],
+        "overridden": bool(report.failed) and options.override_preflight,
+    }
 
 
 def validate_runtime(

@@ -6,8 +6,12 @@ its names (``from backends.vllm import service; service.request_activation(...)`
 
 ==================  ==========================================================
 ``admission``       ``request_activation`` / ``request_stop``: the one-activation-
-                    at-a-time rule and its typed answer, for views and the CLI
-``prepare``         validate before you stop: backend, lock gate, files, port
+                    at-a-time rule and its typed answer, for views, CLI and API
+``options``         ``SlotOptions``: preflight override, drain/force, reason
+``prepare``         validate before you stop: backend, lock gate, files, port,
+                    and the preflight gate (``preflight/``)
+``handover``        in-flight requests of the model to stop or replace: refuse,
+                    wait (drain) or cut, inside the job
 ``activate``        take the slot from A, start B, wait until it serves
 ``stop``            stop the served model or cancel a start
 ``reconcile``       adopt servers started elsewhere, clean dead rows and stale files
@@ -31,6 +35,11 @@ Guarantees:
 * **A state machine with history.** starting -> running -> stopping ->
   stopped/failed, with who/when/command/pid/port/time-to-ready/exit code/error.
   A stop during "starting" cancels the start.
+* **Preflight before every activation** (issue 13 §2): a failed check refuses
+  unless an operator overrides it with a reason; the audit row records both.
+* **In-flight requests are not cut silently** (§4): stopping or replacing a busy
+  model needs the operator's choice, wait up to N s (inside the job) or stop now
+  with a reason.
 * **One audit row per activate/stop** via ``registry.audit.audited``; adopting a
   server or removing a stale state file writes a ``reconcile`` row saying why.
 * ``_staging/active_vllm.json`` (five fields) is written only once ready and
@@ -47,13 +56,23 @@ from __future__ import annotations
 from backends.choices import RequestOutcome
 
 from .activate import activate
-from .admission import SlotRequest, request_activation, request_stop, slot_busy
+from .admission import (
+    SlotRequest,
+    record_memory,
+    request_activation,
+    request_stop,
+    slot_busy,
+)
 from .errors import (
     ActivationBusy,
     ActivationError,
     ActivationFailed,
     ActivationRefused,
+    DrainCancelled,
+    InFlightRefused,
+    PreflightRefused,
 )
+from .handover import read_in_flight
 from .hosts import (
     advertised_url,
     elsewhere_refusal,
@@ -62,6 +81,7 @@ from .hosts import (
     this_host,
     vllm_queue,
 )
+from .options import NO_OPTIONS, SlotOptions
 from .prepare import prepare, preview
 from .reconcile import DEAD_START_GRACE_S, adopt_or_clean
 from .slot import (
@@ -82,11 +102,14 @@ __all__ = [
     "request_activation",
     "request_stop",
     "slot_busy",
+    "SlotOptions",
+    "NO_OPTIONS",
     # actions (jobs, CLI, management commands)
     "activate",
     "stop",
     "adopt_or_clean",
     "release_host",
+    "record_memory",
     # queries
     "current",
     "status",
@@ -97,6 +120,7 @@ __all__ = [
     "prepare",
     "preview",
     "config",
+    "read_in_flight",
     # machines
     "this_host",
     "vllm_queue",
@@ -108,6 +132,9 @@ __all__ = [
     "ActivationRefused",
     "ActivationBusy",
     "ActivationFailed",
+    "PreflightRefused",
+    "InFlightRefused",
+    "DrainCancelled",
     # constants
     "SLOT",
     "SLOT_JOB_KINDS",

@@ -12,7 +12,9 @@ from registry.models import Job
 
 from . import statefile
 from .errors import ActivationBusy, ActivationFailed, ActivationRefused
+from .handover import Notify, describe_wait, wait_before_stop
 from .hosts import elsewhere_refusal
+from .options import NO_OPTIONS, SlotOptions
 from .reconcile import adopt_or_clean
 from .server import finish_stopped, stop_process
 from .slot import (
@@ -27,12 +29,22 @@ from .slot import (
 )
 
 
-def stop(actor: Actor, *, job: Job | None = None) -> Activation | None:
+def stop(
+    actor: Actor,
+    *,
+    job: Job | None = None,
+    options: SlotOptions = NO_OPTIONS,
+    notify: Notify | None = None,
+) -> Activation | None:
     """Stop the served model (or cancel a start in progress).
 
-    Returns the stopped ``Activation`` or None when nothing was active (reported
-    truthfully, unlike the original's F16). Raises ``ActivationBusy`` if a stop or
-    replacement is already under way, ``ActivationFailed`` if processes survive.
+    A running model is stopped after waiting ``options.drain_s`` seconds for its
+    in-flight requests (what was cut off, and ``options.reason``, go into the audit
+    row). Returns the stopped ``Activation`` or None when nothing was active
+    (reported truthfully, unlike the original's F16). Raises ``ActivationBusy`` if
+    a stop or replacement is already under way, ``DrainCancelled`` if the job was
+    cancelled during the wait (the model keeps running), ``ActivationFailed`` if
+    processes survive.
     """
     cfg = config()
     adopt_or_clean()
@@ -56,7 +68,14 @@ def stop(actor: Actor, *, job: Job | None = None) -> Activation | None:
         if live.launched_elsewhere:
             raise ActivationRefused(elsewhere_refusal(live, "stopped"))
         audit.before = state_dict(live)
-        note = _claim(live, actor)
+        if options.reason:
+            audit.details["reason"] = options.reason
+        was_running = live.state == ActivationState.RUNNING
+        note = _claim(live, actor, options.reason)
+        waited = {}
+        if was_running:
+            waited = wait_before_stop(live, options, cfg, job=job, notify=notify)
+            audit.details.update(waited)
         progress(job, 0.2, f"Stopping {live.logical_name}")
         result = stop_process(live, cfg)
         statefile.remove_state(state_path(cfg))
@@ -76,19 +95,24 @@ def stop(actor: Actor, *, job: Job | None = None) -> Activation | None:
             else ""
         )
         code = f", exit code {live.exit_code}" if live.exit_code is not None else ""
-        audit.message = f"Stopped {live.logical_name}{how}{code}."
+        audit.message = (
+            f"Stopped {live.logical_name}{describe_wait(waited)}{how}{code}."
+            + (f" Reason: {options.reason}" if options.reason else "")
+        )
         return live
 
 
-def _claim(live: Activation, actor: Actor) -> str:
+def _claim(live: Activation, actor: Actor, reason: str = "") -> str:
     """Take the slot for the stop: conditional starting/running -> stopping (one winner).
 
     Returns the note recorded on the row; *live* is refreshed (the activator may
     have stored its pid just before).
     """
     was = live.state
-    note = f"Stopped by {actor.name}" + (
-        " during start" if was == ActivationState.STARTING else ""
+    note = (
+        f"Stopped by {actor.name}"
+        + (" during start" if was == ActivationState.STARTING else "")
+        + (f": {reason}" if reason else "")
     )
     claimed = retry_locked(
         lambda: Activation.objects.filter(pk=live.pk, state=was).update(

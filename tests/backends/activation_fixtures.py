@@ -12,14 +12,24 @@ from django.test import override_settings
 
 from backends.vllm import server
 from registry.models import ModelEntry
+from tests.backends.model_files import write_model
 from tests.backends.vllm_helpers import FAKE_ENV, FAKE_LAUNCHER, free_port, kill_fakes
 
 
 def make_entry(
-    name: str, weights_root: Path, *, backend: str = "vllm", **merged_extra
+    name: str,
+    weights_root: Path,
+    *,
+    backend: str = "vllm",
+    files: bool = True,
+    **merged_extra,
 ) -> ModelEntry:
+    """A registry entry whose folder holds a small real model (one safetensors shard,
+    config, tokenizer), so it passes preflight; ``files=False``: an empty folder."""
     path = weights_root / name.replace("/", "_")
     path.mkdir(parents=True, exist_ok=True)
+    if files:
+        write_model(path, shards=1)
     bc = {
         "port": 24002,
         "model_path": str(path),

@@ -25,13 +25,14 @@ django.setup()
 from backends.vllm import service  # noqa: E402
 from registry.audit import Actor  # noqa: E402
 from registry.models import ModelEntry  # noqa: E402
+from tests.backends.model_files import write_model  # noqa: E402
 
 
 def setup(count: int, weights: Path) -> None:
     for i in range(count):
         name = f"model-{i}"
         path = weights / name
-        path.mkdir(parents=True, exist_ok=True)
+        write_model(path, shards=1)  # passes preflight
         bc = {"model_path": str(path), "extra_args": []}
         ModelEntry.objects.create(
             name=name,

@@ -31,7 +31,7 @@ class ActivationViewTests(FakeVllmMixin, PermissionMatrixMixin, BaseTestCase):
     def test_activate_permission_matrix(self):
         url = reverse("backends:activate", args=[self.entry.pk])
         with mock.patch("backends.tasks.enqueue_activation") as enqueue:
-            enqueue.side_effect = lambda entry, actor: Job.objects.create(
+            enqueue.side_effect = lambda entry, actor, **kw: Job.objects.create(
                 kind="activate", entry_name=entry.name
             )
             self.assert_post_matrix(
@@ -45,7 +45,9 @@ class ActivationViewTests(FakeVllmMixin, PermissionMatrixMixin, BaseTestCase):
     def test_stop_permission_matrix(self):
         url = reverse("backends:stop")
         with mock.patch("backends.tasks.enqueue_stop") as enqueue:
-            enqueue.side_effect = lambda actor, name="": Job.objects.create(kind="stop")
+            enqueue.side_effect = lambda actor, name="", **kw: Job.objects.create(
+                kind="stop"
+            )
             self.assert_post_matrix(
                 url,
                 allowed=[self.operator],

@@ -40,7 +40,11 @@ class VllmMismatchTests(FakeVllmMixin, LibraryMixin, TransactionTestCase):
         other = self.lib.model("org/other")
         self.lib.vllm("served", folder, served_model_id="served-v1")
         self.lib.save()
-        act = service.activate(ModelEntry.objects.get(name="served"), ACTOR)
+        act = service.activate(  # the scan fixtures are placeholder weights
+            ModelEntry.objects.get(name="served"),
+            ACTOR,
+            options=service.SlotOptions(override_preflight=True, reason="fixture"),
+        )
         self.assertEqual(act.state, "running")
 
         run = run_scan(ACTOR, refresh_backends=True)

@@ -95,6 +95,8 @@ EVERY_COMMAND = (
     "current-model",
     "import",
     "show-backends",
+    "reconcile",
+    "preflight",
 )
 
 
