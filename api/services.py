@@ -320,10 +320,30 @@ def is_serving(act: Activation | None, name: str) -> bool:
     )
 
 
-def request_activation(entry: ModelEntry, who: Actor) -> Job:
+def slot_options(
+    *,
+    override_preflight: bool = False,
+    drain_seconds: float = 0.0,
+    force: bool = False,
+    reason: str = "",
+) -> vllm.SlotOptions:
+    """The operator's choices for an activate or stop call (the site's and CLI's)."""
+    return vllm.SlotOptions(
+        override_preflight=override_preflight,
+        drain_s=drain_seconds,
+        force=force,
+        reason=reason.strip(),
+    )
+
+
+def request_activation(
+    entry: ModelEntry, who: Actor, options: vllm.SlotOptions = vllm.NO_OPTIONS
+) -> Job:
     """Queue the activation of ``entry`` under the one-activation-at-a-time rule;
-    raise ``ActivationRefused`` (422) or ``JobConflict`` (409, the slot is busy)."""
-    answer = vllm.request_activation(entry, who)
+    raise ``ActivationRefused`` (422: the launch cannot work, preflight failed
+    without an override, or the replaced model has requests in flight and neither
+    a drain nor force was chosen) or ``JobConflict`` (409, the slot is busy)."""
+    answer = vllm.request_activation(entry, who, options=options)
     if answer.outcome == RequestOutcome.REFUSED:
         raise vllm.ActivationRefused(answer.message)
     if answer.outcome != RequestOutcome.QUEUED:
@@ -331,9 +351,13 @@ def request_activation(entry: ModelEntry, who: Actor) -> Job:
     return answer.job
 
 
-def request_stop(who: Actor) -> Job:
-    """Queue a stop of the served model (``JobConflict`` when one is queued)."""
-    answer = vllm.request_stop(who)
+def request_stop(who: Actor, options: vllm.SlotOptions = vllm.NO_OPTIONS) -> Job:
+    """Queue a stop of the served model: ``ActivationRefused`` (422) when it has
+    requests in flight and neither a drain nor force was chosen, ``JobConflict``
+    when a stop is already queued."""
+    answer = vllm.request_stop(who, options=options)
+    if answer.outcome == RequestOutcome.REFUSED:
+        raise vllm.ActivationRefused(answer.message)
     if answer.outcome != RequestOutcome.QUEUED:
         raise jobs.JobConflict(None, answer.message)
     return answer.job

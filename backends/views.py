@@ -1,8 +1,11 @@
 """Activation views: fetch, ask the activation service, render the status partial.
 
 All state changes are POST (CSRF) and need ``backends.control_backend`` (checked
-here, on the server). The rules (one activation at a time, what is refused) live in
-``service.request_activation`` / ``request_stop``, shared with the CLI.
+here, on the server). The rules (one activation at a time, preflight and its
+override, in-flight requests: what is refused) live in
+``service.request_activation`` / ``request_stop``, shared with the CLI and the API.
+The read-only partials (preflight report, fit, GPU panel, the dialogs' checks) are
+GETs that call one service function each.
 """
 
 from __future__ import annotations
@@ -16,18 +19,25 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling, trigger_client_event
+from django_htmx.http import (
+    HttpResponseStopPolling,
+    reswap,
+    retarget,
+    trigger_client_event,
+)
 
 from registry.audit import Actor
 from registry.choices import JobStatus
 from registry.models import Job, ModelEntry
 
-from .choices import RequestOutcome
+from .choices import ActivationState, RequestOutcome
+from .forms import DEFAULT_DRAIN_S, SlotOptionsForm
 from .models import Activation
 from .vllm import process, service
 
 CONTROL = "backends.control_backend"
 VIEW = "backends.view_activation"
+VIEW_HEALTH = "backends.view_backendendpoint"
 LOG_TAIL_BYTES = 8 * 1024
 
 
@@ -71,7 +81,23 @@ OUTCOME_CODES = {
 
 
 def _respond(request, entry, answer: service.SlotRequest, *, done_url):
-    """Render a request's outcome: the status partial (htmx) or a message + redirect."""
+    """Render a request's outcome: the status partial (htmx) or a message + redirect.
+
+    A preflight refusal shows its report in the drawer's preflight box (htmx), so
+    the operator sees every failed check and can override it from the dialog.
+    """
+    if answer.preflight is not None and entry is not None and request.htmx:
+        response = render(
+            request,
+            "backends/_preflight.html",
+            {"entry": entry, "report": answer.preflight, "refused": True},
+        )
+        retarget(response, f"#preflight-{entry.pk}")
+        reswap(response, "innerHTML")
+        trigger_client_event(
+            response, "showMessage", {"level": "error", "text": answer.message}
+        )
+        return response
     if not answer.accepted:
         return _refuse(request, entry, answer.message, OUTCOME_CODES[answer.outcome])
     if request.htmx:
@@ -86,9 +112,18 @@ def _respond(request, entry, answer: service.SlotRequest, *, done_url):
 @login_required
 @permission_required(CONTROL, raise_exception=True)
 def activate(request, pk: int):
-    """Queue the activation of one entry; refuse at once when it cannot work."""
+    """Queue the activation of one entry; refuse at once when it cannot work.
+
+    The dialog's choices (override preflight, wait for or cut the replaced model's
+    requests, reason) come as :class:`~backends.forms.SlotOptionsForm` fields.
+    """
     entry = get_object_or_404(ModelEntry, pk=pk)
-    answer = service.request_activation(entry, Actor.from_request(request))
+    form = SlotOptionsForm(request.POST)
+    if not form.is_valid():
+        return _refuse(request, entry, form.first_error(), 422)
+    answer = service.request_activation(
+        entry, Actor.from_request(request), options=form.options()
+    )
     return _respond(request, entry, answer, done_url=entry.get_absolute_url())
 
 
@@ -100,7 +135,10 @@ def stop(request):
     entry = None
     if str(request.POST.get("entry") or "").isdigit():
         entry = ModelEntry.objects.filter(pk=request.POST["entry"]).first()
-    answer = service.request_stop(Actor.from_request(request))
+    form = SlotOptionsForm(request.POST)
+    if not form.is_valid():
+        return _refuse(request, entry, form.first_error(), 422)
+    answer = service.request_stop(Actor.from_request(request), options=form.options())
     done_url = entry.get_absolute_url() if entry else "backends:history"
     return _respond(request, entry, answer, done_url=done_url)
 
@@ -190,4 +228,97 @@ def history(request):
         request,
         "backends/activation_list.html",
         {"page": page, "status": service.status()},
+    )
+
+
+@require_GET
+@login_required
+@permission_required(VIEW, raise_exception=True)
+def preflight(request, pk: int):
+    """ "Check before activating": every preflight check, one line each with its fix."""
+    entry = get_object_or_404(ModelEntry, pk=pk)
+    report = service.run_preflight(entry)
+    return render(
+        request, "backends/_preflight.html", {"entry": entry, "report": report}
+    )
+
+
+@require_GET
+@login_required
+@permission_required(VIEW, raise_exception=True)
+def fit(request, pk: int):
+    """The drawer's GPU memory line: measured first, then the estimate, per launch."""
+    entry = get_object_or_404(ModelEntry, pk=pk)
+    return render(
+        request,
+        "backends/_fit.html",
+        {"entry": entry, "view": service.fit_view(entry)},
+    )
+
+
+@require_GET
+@login_required
+@permission_required(CONTROL, raise_exception=True)
+def activate_checks(request, pk: int):
+    """What the Activate dialog asks about: preflight (override when failed) and,
+    when it replaces a running model, that model's in-flight requests."""
+    entry = get_object_or_404(ModelEntry, pk=pk)
+    report = service.run_preflight(entry)
+    live = service.live_activation()
+    replaces = (
+        live
+        if live is not None
+        and live.state == ActivationState.RUNNING
+        and live.logical_name != entry.name
+        else None
+    )
+    return render(
+        request,
+        "backends/_activate_checks.html",
+        {
+            "entry": entry,
+            "report": report,
+            "replaces": replaces,
+            "reading": _reading(replaces),
+            "drain_default": DEFAULT_DRAIN_S,
+        },
+    )
+
+
+@require_GET
+@login_required
+@permission_required(CONTROL, raise_exception=True)
+def stop_checks(request):
+    """What the Stop dialog asks about: the running model's in-flight requests."""
+    live = service.live_activation()
+    running = (
+        live if live is not None and live.state == ActivationState.RUNNING else None
+    )
+    return render(
+        request,
+        "backends/_stop_checks.html",
+        {
+            "live": running,
+            "reading": _reading(running),
+            "drain_default": DEFAULT_DRAIN_S,
+        },
+    )
+
+
+def _reading(live):
+    """``/metrics`` of a running model on a reachable server, else None."""
+    if live is None or live.launched_elsewhere:
+        return None
+    return service.read_in_flight(live, service.config())
+
+
+@require_GET
+@login_required
+@permission_required(VIEW_HEALTH, raise_exception=True)
+def gpus(request):
+    """The GPU panel (Backends page) or, with ``?card=1``, the Models page's card."""
+    return render(
+        request,
+        "backends/_gpus.html",
+        {"panel": service.gpu_panel(), "card": request.GET.get("card") == "1"},
     )

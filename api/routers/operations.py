@@ -3,7 +3,7 @@
 from datetime import date
 
 from django.shortcuts import get_object_or_404
-from ninja import Router
+from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.responses import Status
@@ -94,6 +94,31 @@ def job_cancel(request, pk: int):
 # --------------------------------------------------------------------------- vLLM
 
 
+class StopIn(Schema):
+    """What to do with requests the running model is answering (optional body)."""
+
+    drain_seconds: float = Field(
+        0,
+        ge=0,
+        le=3600,
+        description="Wait up to this many seconds for in-flight requests, then stop.",
+    )
+    force: bool = Field(
+        False, description="Stop now, cutting in-flight requests (needs a reason)."
+    )
+    reason: str = Field(
+        "", max_length=500, description="Why; recorded in the audit log."
+    )
+
+
+class ActivateIn(StopIn):
+    """Preflight override and what to do with the replaced model's requests."""
+
+    override_preflight: bool = Field(
+        False, description="Activate although preflight checks failed (needs a reason)."
+    )
+
+
 def _activation_out(act) -> dict:
     return {
         "id": act.pk,
@@ -163,11 +188,25 @@ def vllm_activations(request):
     url_name="vllm_activate",
     summary="Serve this vLLM entry (replacing the active model): 202 + job",
 )
-def vllm_activate(request, pk: int):
+def vllm_activate(request, pk: int, body: ActivateIn | None = None):
+    """Preflight runs first: a failed check is a 422 listing the checks, unless
+    ``override_preflight`` with a ``reason``. When another model runs and is
+    answering requests, choose ``drain_seconds`` (wait up to N s for them, inside
+    the job) or ``force`` with a ``reason`` (cut them off); else 422."""
     entry = get_object_or_404(services.ModelEntry, pk=pk)
     who = actor_of(request)
+    body = body or ActivateIn()
     try:
-        job = services.request_activation(entry, who)
+        job = services.request_activation(
+            entry,
+            who,
+            services.slot_options(
+                override_preflight=body.override_preflight,
+                drain_seconds=body.drain_seconds,
+                force=body.force,
+                reason=body.reason,
+            ),
+        )
     except services.ActivationRefused as exc:
         services.record_refusal(who, Action.ACTIVATE, entry.name, str(exc))
         raise HttpError(422, str(exc))
@@ -179,15 +218,26 @@ def vllm_activate(request, pk: int):
 @router.post(
     "/vllm/stop",
     auth=TokenAuth(CONTROL, action=Action.STOP, what="stop vLLM"),
-    response={202: Accepted, 409: Error},
+    response={202: Accepted, 409: Error, 422: Error},
     tags=["vLLM"],
     url_name="vllm_stop",
     summary="Stop the served model (cancels a start in progress): 202 + job",
 )
-def vllm_stop(request):
+def vllm_stop(request, body: StopIn | None = None):
+    """When the model is answering requests, choose ``drain_seconds`` (wait up to
+    N s for them, inside the job) or ``force`` with a ``reason``; else 422."""
     who = actor_of(request)
+    body = body or StopIn()
     try:
-        job = services.request_stop(who)
+        job = services.request_stop(
+            who,
+            services.slot_options(
+                drain_seconds=body.drain_seconds, force=body.force, reason=body.reason
+            ),
+        )
+    except services.ActivationRefused as exc:
+        services.record_refusal(who, Action.STOP, "", str(exc))
+        raise HttpError(422, str(exc))
     except services.JobConflict as exc:
         raise HttpError(409, str(exc))
     return accepted(job, "Stopping the active vLLM model")

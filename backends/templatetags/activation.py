@@ -52,3 +52,28 @@ def shows_failure(status, entry=None) -> bool:
         return False
     when = activation.stopped_at or activation.last_updated
     return when is None or timezone.now() - when <= FAILED_ACTIVATION_VISIBLE
+
+
+#: Badge class of a preflight check status and of a fit verdict.
+BADGES = {
+    "ok": "ok",
+    "fits": "ok",
+    "warn": "warn",
+    "tight": "warn",
+    "fail": "bad",
+    "won't fit": "bad",
+}
+
+
+@register.filter
+def status_badge(status) -> str:
+    """``ok`` / ``warn`` / ``bad`` / "" for a check status or a fit verdict."""
+    return BADGES.get(str(status), "")
+
+
+@register.filter
+def gib(value) -> str:
+    """Bytes as ``16.6 GiB`` (``?`` when unknown)."""
+    if value is None or value == "":
+        return "?"
+    return f"{int(value) / 2**30:.1f} GiB"

@@ -10,6 +10,7 @@ its names (``from backends.vllm import service; service.request_activation(...)`
 ``options``         ``SlotOptions``: preflight override, drain/force, reason
 ``prepare``         validate before you stop: backend, lock gate, files, port,
                     and the preflight gate (``preflight/``)
+``gpuview``         the drawer's fit (estimate + measured) and the GPU panel
 ``handover``        in-flight requests of the model to stop or replace: refuse,
                     wait (drain) or cut, inside the job
 ``activate``        take the slot from A, start B, wait until it serves
@@ -72,6 +73,7 @@ from .errors import (
     InFlightRefused,
     PreflightRefused,
 )
+from .gpuview import FitView, GpuPanel, fit_view, gpu_panel
 from .handover import read_in_flight
 from .hosts import (
     advertised_url,
@@ -82,6 +84,7 @@ from .hosts import (
     vllm_queue,
 )
 from .options import NO_OPTIONS, SlotOptions
+from .preflight import PreflightReport, run_preflight
 from .prepare import prepare, preview
 from .reconcile import DEAD_START_GRACE_S, adopt_or_clean
 from .slot import (
@@ -121,6 +124,12 @@ __all__ = [
     "preview",
     "config",
     "read_in_flight",
+    "run_preflight",
+    "PreflightReport",
+    "fit_view",
+    "FitView",
+    "gpu_panel",
+    "GpuPanel",
     # machines
     "this_host",
     "vllm_queue",

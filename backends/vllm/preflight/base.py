@@ -52,6 +52,10 @@ class Check:
     def label(self) -> str:
         return CheckId(self.id).label
 
+    @property
+    def status_label(self) -> str:
+        return Status(self.status).label
+
 
 def ok(cid, message, **details) -> Check:
     return Check(cid, Status.OK, message, details=details)
@@ -86,6 +90,11 @@ class PreflightReport:
     @property
     def warnings(self) -> list[Check]:
         return [c for c in self.checks if c.status == Status.WARN]
+
+    def ordered(self) -> list[Check]:
+        """Failures first, then warnings, passes and skips (stable within each)."""
+        rank = {Status.FAIL: 0, Status.WARN: 1, Status.OK: 2, Status.SKIP: 3}
+        return sorted(self.checks, key=lambda c: rank[c.status])
 
     def get(self, cid: str) -> Check | None:
         return next((c for c in self.checks if c.id == cid), None)
