@@ -17,6 +17,10 @@ FAKE_VLLM_WORKER_SESSION      "1": the workers start their own session (leave ou
 FAKE_VLLM_COMPLETION_DELAY    seconds a /v1/completions or /v1/chat/completions request
                               takes (default 1.0); it counts as running meanwhile
 FAKE_VLLM_RUNNING / _WAITING  extra requests /metrics reports (default 0)
+FAKE_VLLM_GPU_STATE           a fake nvidia-smi state file (tests/fakes/fake_nvidia_smi.py):
+                              once ready, the server shows there as a compute process
+                              holding FAKE_VLLM_GPU_MIB MiB on FAKE_VLLM_GPU_UUID (default
+                              the first GPU), like a real vLLM; it leaves on SIGTERM
 
 ``GET /metrics`` answers in Prometheus text format, like vLLM's:
 ``vllm:num_requests_running`` (real in-flight completion requests plus the extra
@@ -163,6 +167,62 @@ class Counts:
         return "\n".join(lines) + "\n"
 
 
+class GpuPresence:
+    """Show this server on the fake nvidia-smi's GPU once it is "loaded"."""
+
+    def __init__(self, path: str, mib: int, uuid: str):
+        self.path, self.mib, self.uuid = path, mib, uuid
+
+    def _edit(self, change) -> None:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                state = json.load(fh)
+        except (OSError, ValueError):
+            return
+        change(state)
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, self.path)
+
+    def _gpu(self, state):
+        gpus = state.get("gpus") or []
+        return next((g for g in gpus if g["uuid"] == self.uuid), None) or (
+            gpus[0] if gpus else None
+        )
+
+    def claim(self) -> None:
+        def change(state):
+            gpu = self._gpu(state)
+            if gpu is None:
+                return
+            gpu["memory.used"] += self.mib
+            gpu["memory.free"] -= self.mib
+            state.setdefault("processes", []).append(
+                {
+                    "pid": os.getpid(),
+                    "gpu_uuid": gpu["uuid"],
+                    "process_name": sys.executable,
+                    "used_memory": self.mib,
+                }
+            )
+
+        self._edit(change)
+
+    def release(self) -> None:
+        def change(state):
+            mine = [p for p in state.get("processes", []) if p["pid"] == os.getpid()]
+            gpu = self._gpu(state)
+            if mine and gpu is not None:
+                gpu["memory.used"] -= self.mib
+                gpu["memory.free"] += self.mib
+            state["processes"] = [
+                p for p in state.get("processes", []) if p["pid"] != os.getpid()
+            ]
+
+        self._edit(change)
+
+
 def _int(value):
     return int(value) if value not in (None, "") else None
 
@@ -177,10 +237,23 @@ def main(argv: list[str] | None = None) -> int:
     ready = threading.Event()
     log = lambda msg: print(f"INFO {time.strftime('%H:%M:%S')} {msg}", flush=True)  # noqa: E731
 
+    gpu = None
+    if os.environ.get("FAKE_VLLM_GPU_STATE"):
+        gpu = GpuPresence(
+            os.environ["FAKE_VLLM_GPU_STATE"],
+            int(os.environ.get("FAKE_VLLM_GPU_MIB") or 1024),
+            os.environ.get("FAKE_VLLM_GPU_UUID") or "",
+        )
+
+    def on_sigterm(*_):
+        if gpu is not None:
+            gpu.release()
+        os._exit(0)
+
     if args.fake_ignore_sigterm:
         signal.signal(signal.SIGTERM, lambda *_: log("SIGTERM ignored"))
     else:
-        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        signal.signal(signal.SIGTERM, on_sigterm)
 
     counts = Counts(args.fake_running, args.fake_waiting)
 
@@ -268,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             print("RuntimeError: CUDA error: out of memory (fake)", flush=True)
             os._exit(args.fake_crash_during_start)
         time.sleep(args.fake_ready_delay)
+        if gpu is not None:
+            gpu.claim()
         ready.set()
         log("Application startup complete.")
         if args.fake_crash_after_ready is not None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from ... import hashing, layers, normalize
 from ...audit import Actor
 from ...choices import Action
+from ...fingerprint import FINGERPRINT_KEY, fast_fingerprint
 from ...models import ActionLog, Job, ModelEntry
 from ..writeback import change_entry
 from .common import (
@@ -98,7 +99,10 @@ class _Hashed:
     started_at: datetime
     result: hashing.HashResult
     files: list[dict]
+    #: Size + mtime of the files before hashing: refreshes the lock's fingerprint
+    #: when a locked entry verifies clean (so preflight's "run Verify" fix works).
     diff: hashing.FileDiff | None
+    fingerprint: dict | None = None
 
     @property
     def actual(self) -> str:
@@ -160,6 +164,7 @@ def _hash_entry(
     previous = str(sub(merged, "artifacts").get("aggregate_sha256") or "")
     stored = stored_files(merged)
     started_at = timezone.now()
+    fingerprint = _fingerprint(path) if locked else None
     result = _hash_directory(path, on_progress, cancel)
     actual = result.aggregate_sha256
     files = result.files_as_artifacts()
@@ -178,8 +183,24 @@ def _hash_entry(
     if locked and expected and actual != expected:
         raise LockViolation(name, expected, actual, diff)
     return _Hashed(
-        name, path, locked, expected, previous, started_at, result, files, diff
+        name,
+        path,
+        locked,
+        expected,
+        previous,
+        started_at,
+        result,
+        files,
+        diff,
+        fingerprint,
     )
+
+
+def _fingerprint(path: Path) -> dict | None:
+    try:
+        return fast_fingerprint(path)
+    except hashing.HashError:
+        return None
 
 
 def _hash_directory(
@@ -266,6 +287,9 @@ def _store_hashes(found: _Hashed, stamp: str, seed: bool):
         lock["last_verified"] = stamp
         if seed:
             lock["expected_aggregate_sha256"] = actual
+        if found.fingerprint is not None and normalize.to_bool(lock.get("locked")):
+            # The files hash to the locked version: they are the lock's files now.
+            lock[FINGERPRINT_KEY] = found.fingerprint
         raw["version_lock"] = lock
         return raw
 

@@ -1,4 +1,9 @@
-"""Lock and unlock an entry's version (``version_lock`` in the discovered layer)."""
+"""Lock and unlock an entry's version (``version_lock`` in the discovered layer).
+
+Locking also records the fast fingerprint of the model files (size + mtime per
+file, ``version_lock.fast_fingerprint``), which activation preflight compares to
+catch a locked model whose files changed since, without hashing.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ... import layers
+from ... import hashing, layers
 from ...audit import Actor, record
 from ...choices import Action
+from ...fingerprint import FINGERPRINT_KEY, fast_fingerprint
 from ...models import ActionLog, Job, ModelEntry
 from ..writeback import EntryNotFound, change_entry
 from .common import current_entry, fail_row, lock_state, resolve_model_dir
-from .errors import NotApplicable, OutsideModelRoots, VerifyError
+from .errors import ModelFilesMissing, NotApplicable, OutsideModelRoots, VerifyError
 from .gate import needs_verify_before_lock
 from .hashcheck import ProgressCallback, VerifyOutcome, verify
 
@@ -75,17 +81,25 @@ def lock(
         message += f" (expected {new_expected[:12]})"
     else:
         message += " (no expected hash yet: the next verify records it)"
+    fingerprint = _fast_fingerprint(current.merged)
     res = change_entry(
         actor,
         Action.LOCK,
         name,
         layers.DISCOVERED,
-        _set_lock(name, True, set_expected=set_expected, expected=new_expected),
+        _set_lock(
+            name,
+            True,
+            set_expected=set_expected,
+            expected=new_expected,
+            fingerprint=fingerprint,
+        ),
         message=message,
         details={
             "expected": new_expected or None,
             "set_expected": set_expected,
             "verified_now": verified is not None,
+            "fingerprint_files": len(fingerprint["files"]) if fingerprint else None,
         },
         job=job,
     )
@@ -138,8 +152,26 @@ def _expected_hash(
     return None, row.aggregate_sha256
 
 
-def _set_lock(name: str, locked: bool, *, set_expected: bool, expected: str = ""):
-    """The ``change_entry`` mutator for ``version_lock.locked`` (and the expected hash)."""
+def _fast_fingerprint(merged: dict) -> dict | None:
+    """Size + mtime of every model file now (``registry.fingerprint``), recorded with
+    the lock so activation preflight can tell in milliseconds whether a locked
+    model's files changed since. None when the entry has no local folder to read."""
+    try:
+        return fast_fingerprint(resolve_model_dir(merged))
+    except (NotApplicable, ModelFilesMissing, OutsideModelRoots, hashing.HashError):
+        return None
+
+
+def _set_lock(
+    name: str,
+    locked: bool,
+    *,
+    set_expected: bool,
+    expected: str = "",
+    fingerprint: dict | None = None,
+):
+    """The ``change_entry`` mutator for ``version_lock.locked`` (and the expected
+    hash, and the fast fingerprint of the files when locking)."""
 
     def mutate(raw: dict | None) -> dict:
         raw = raw if isinstance(raw, dict) else {"name": name}
@@ -150,6 +182,8 @@ def _set_lock(name: str, locked: bool, *, set_expected: bool, expected: str = ""
         else:
             lock_state.setdefault("expected_aggregate_sha256", None)
         lock_state.setdefault("last_verified", None)
+        if locked and fingerprint is not None:
+            lock_state[FINGERPRINT_KEY] = fingerprint
         raw["version_lock"] = lock_state
         return raw
 
