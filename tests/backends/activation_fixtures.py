@@ -22,14 +22,15 @@ def make_entry(
     *,
     backend: str = "vllm",
     files: bool = True,
+    shards: int = 1,
     **merged_extra,
 ) -> ModelEntry:
-    """A registry entry whose folder holds a small real model (one safetensors shard,
+    """A registry entry whose folder holds a small real model (safetensors shards,
     config, tokenizer), so it passes preflight; ``files=False``: an empty folder."""
     path = weights_root / name.replace("/", "_")
     path.mkdir(parents=True, exist_ok=True)
     if files:
-        write_model(path, shards=1)
+        write_model(path, shards=shards)
     bc = {
         "port": 24002,
         "model_path": str(path),
@@ -42,9 +43,11 @@ def make_entry(
         "served_model_id": "None",
         **merged_extra,
     }
+    served = merged.get("served_model_id")
     return ModelEntry.objects.create(
         name=name,
         backend=backend,
+        served_model_id="" if served in (None, "None") else served,
         backend_config=bc,
         curated_raw=merged,
         provenance="curated",

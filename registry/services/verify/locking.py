@@ -81,7 +81,8 @@ def lock(
         message += f" (expected {new_expected[:12]})"
     else:
         message += " (no expected hash yet: the next verify records it)"
-    fingerprint = _fast_fingerprint(current.merged)
+    # Already locked to an expected hash: only a verify may accept the files now.
+    fingerprint = None if locked and expected else _fast_fingerprint(current.merged)
     res = change_entry(
         actor,
         Action.LOCK,
