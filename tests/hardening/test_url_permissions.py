@@ -82,6 +82,12 @@ POLICY: dict[str, dict[str, str]] = {
     "backends:slot_watch": {"GET": VIEW_ACTIVATION},
     "backends:history": {"GET": VIEW_ACTIVATION},
     "backends:log_tail": {"GET": VIEW_ACTIVATION},
+    # backends: checks before activating, GPU memory (issue 13)
+    "backends:preflight": {"GET": VIEW_ACTIVATION},
+    "backends:fit": {"GET": VIEW_ACTIVATION},
+    "backends:activate_checks": {"GET": CONTROL},
+    "backends:stop_checks": {"GET": CONTROL},
+    "backends:gpus": {"GET": VIEW_HEALTH},
     # backends: health
     "health:overview": {"GET": VIEW_HEALTH},
     "health:status_json": {"GET": VIEW_HEALTH},
