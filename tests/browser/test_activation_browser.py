@@ -124,8 +124,16 @@ def test_activate_shows_activating_then_active_for_everyone_then_stop(
         assert len(fake_processes()) == 1
         alice.screenshot(path=str(artifacts_dir / "activation-active-drawer.png"))
 
-        # Stop from alice's drawer: the Active badge clears for both.
+        # Stop from alice's drawer (it asks first): the Active badge clears for both.
         alice.get_by_test_id("stop-button").click()
+        stop_dialog = alice.get_by_test_id("stop-dialog")
+        expect(stop_dialog.get_by_test_id("stop-who")).to_contain_text(
+            "Started by alice"
+        )
+        expect(stop_dialog.get_by_test_id("in-flight")).to_contain_text(
+            "No requests in flight"
+        )
+        stop_dialog.get_by_test_id("confirm-stop").click()
         for pg in (alice, bob):
             expect(row(pg, entry).get_by_test_id("active-badge")).to_have_count(
                 0, timeout=30_000

@@ -91,6 +91,14 @@ class PreflightReport:
     def warnings(self) -> list[Check]:
         return [c for c in self.checks if c.status == Status.WARN]
 
+    @property
+    def passed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == Status.OK]
+
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.status == Status.SKIP]
+
     def ordered(self) -> list[Check]:
         """Failures first, then warnings, passes and skips (stable within each)."""
         rank = {Status.FAIL: 0, Status.WARN: 1, Status.OK: 2, Status.SKIP: 3}
