@@ -5,7 +5,8 @@ Against the fake vLLM with a fixed readiness delay (``--delay``), alternating pe
 * **server alone** (the baseline): spawn the fake directly and poll it every 5 ms
   until it serves its model: interpreter start + the delay, nothing of ours;
 * **service**: ``service.activate(entry)`` in this process (as a worker runs it),
-  also with the readiness polling of before issue 13 (0.1 s growing to 0.2 s);
+  preflight included, also with the readiness polling of before issue 13 (0.1 s
+  growing to 0.2 s); and the preflight alone (``run_preflight``), its share;
 * **CLI**: ``imageworks-models activate-model NAME`` as a new process, start to exit;
 * **CLI start-up**: ``imageworks-models current-model`` (Django set-up, plugin
   imports, registry presync, one reconcile) to show how much of the CLI figure
@@ -59,9 +60,11 @@ def setup_env(tmp: Path, delay: float) -> None:
 
     configs = tmp / "configs"
     configs.mkdir()
-    model = tmp / "weights" / NAME
-    model.mkdir(parents=True)
-    (model / "config.json").write_text("{}")
+    from tests.backends.model_files import write_model
+
+    # A small real model (safetensors shards, config, tokenizer): it passes the
+    # preflight every activation now runs first.
+    model = write_model(tmp / "weights" / NAME, shards=3)
     entry = {
         "name": NAME,
         "backend": "vllm",
@@ -149,7 +152,18 @@ def run(tmp: Path, args) -> int:
 
     new_polling = dict(process.wait_ready.__kwdefaults__)
     old_polling = {**new_polling, "interval": 0.1, "max_interval": 0.2}
-    keys = ("base", "service", "service_old", "cli", "cli_start", "django", "psycopg")
+    from backends.vllm.preflight import run_preflight
+
+    keys = (
+        "base",
+        "service",
+        "service_old",
+        "preflight",
+        "cli",
+        "cli_start",
+        "django",
+        "psycopg",
+    )
     rows = {k: [] for k in keys}
     for _ in range(args.runs):
         base = server_alone(args.delay)
@@ -161,6 +175,9 @@ def run(tmp: Path, args) -> int:
             rows[key].append(time.monotonic() - t0 - base)
             service.stop(actor)
         process.wait_ready.__kwdefaults__.update(new_polling)
+        t0 = time.monotonic()
+        assert run_preflight(entry).ok
+        rows["preflight"].append(time.monotonic() - t0)
         rows["cli"].append(timed_cli("activate-model", NAME) - base)
         service.stop(actor)
         rows["cli_start"].append(timed_cli("current-model"))
@@ -186,6 +203,7 @@ def run(tmp: Path, args) -> int:
     print(f"server alone (spawn -> ready, baseline)       {fmt(rows['base'])}")
     print(f"service.activate overhead beyond baseline     {fmt(rows['service'])}")
     print(f"  same, polling as before (0.1 -> 0.2 s)      {fmt(rows['service_old'])}")
+    print(f"  of which preflight (run_preflight alone)    {fmt(rows['preflight'])}")
     print(f"CLI activate-model overhead beyond baseline   {fmt(rows['cli'])}")
     print(f"CLI start-up alone (current-model)            {fmt(rows['cli_start'])}")
     print(f"python + django.setup() alone                 {fmt(rows['django'])}")
