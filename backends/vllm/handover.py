@@ -71,8 +71,7 @@ def check_in_flight(
     if reading.busy:
         raise InFlightRefused(
             f"{live.logical_name} is answering requests ({reading.describe()}). "
-            f"Wait until they finish (up to a number of seconds), or {verb} it now "
-            "with a reason.",
+            f"Choose to wait until they finish, or to {verb} it now with a reason.",
             reading,
         )
     return reading
