@@ -30,7 +30,7 @@ from registry.audit import Actor
 from registry.choices import JobStatus
 from registry.models import Job, ModelEntry
 
-from .choices import ActivationState, RequestOutcome
+from .choices import RequestOutcome
 from .forms import DEFAULT_DRAIN_S, SlotOptionsForm
 from .models import Activation
 from .vllm import process, service
@@ -263,23 +263,15 @@ def activate_checks(request, pk: int):
     """What the Activate dialog asks about: preflight (override when failed) and,
     when it replaces a running model, that model's in-flight requests."""
     entry = get_object_or_404(ModelEntry, pk=pk)
-    report = service.run_preflight(entry)
-    live = service.live_activation()
-    replaces = (
-        live
-        if live is not None
-        and live.state == ActivationState.RUNNING
-        and live.logical_name != entry.name
-        else None
-    )
+    running = service.in_flight_view(replacing=entry.name)
     return render(
         request,
         "backends/_activate_checks.html",
         {
             "entry": entry,
-            "report": report,
-            "replaces": replaces,
-            "reading": _reading(replaces),
+            "report": service.run_preflight(entry),
+            "replaces": running.live,
+            "reading": running.reading,
             "drain_default": DEFAULT_DRAIN_S,
         },
     )
@@ -290,26 +282,16 @@ def activate_checks(request, pk: int):
 @permission_required(CONTROL, raise_exception=True)
 def stop_checks(request):
     """What the Stop dialog asks about: the running model's in-flight requests."""
-    live = service.live_activation()
-    running = (
-        live if live is not None and live.state == ActivationState.RUNNING else None
-    )
+    running = service.in_flight_view()
     return render(
         request,
         "backends/_stop_checks.html",
         {
-            "live": running,
-            "reading": _reading(running),
+            "live": running.live,
+            "reading": running.reading,
             "drain_default": DEFAULT_DRAIN_S,
         },
     )
-
-
-def _reading(live):
-    """``/metrics`` of a running model on a reachable server, else None."""
-    if live is None or live.launched_elsewhere:
-        return None
-    return service.read_in_flight(live, service.config())
 
 
 @require_GET

@@ -245,7 +245,7 @@ def finish(
         or {JobStatus.SUCCEEDED: "Done", JobStatus.CANCELLED: "Cancelled"}.get(
             status, status
         )
-    )
+    )[:500]  # the column's length; ``error`` keeps the whole text
     job.save(
         update_fields=["status", "finished", "error", "result", "progress", "message"]
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils import timezone
@@ -33,7 +34,7 @@ from . import drain
 from .command import VllmConfig
 from .errors import DrainCancelled, InFlightRefused
 from .options import SlotOptions
-from .slot import progress, retry_locked
+from .slot import config, live_activation, progress, retry_locked
 
 #: How often the waiting job refreshes ``Activation.last_updated`` (seconds).
 HEARTBEAT_S = 5.0
@@ -52,6 +53,29 @@ def read_in_flight(
     return drain.in_flight(
         server_url(act, cfg), model_name=act.served_model_id, timeout=timeout
     )
+
+
+@dataclass
+class InFlightView:
+    """What the Stop and Activate dialogs show: the running model and its requests."""
+
+    live: Activation | None = None
+    reading: clients.InFlight | None = None
+
+
+def in_flight_view(*, replacing: str = "") -> InFlightView:
+    """The running model's in-flight requests, for a dialog about stopping it (or
+    about replacing it with ``replacing``: empty when that model is the running one).
+    A server on another machine is not asked (stopping it is refused anyway)."""
+    live = live_activation()
+    if (
+        live is None
+        or live.state != ActivationState.RUNNING
+        or live.launched_elsewhere
+        or (replacing and live.logical_name == replacing)
+    ):
+        return InFlightView()
+    return InFlightView(live, read_in_flight(live, config()))
 
 
 def check_in_flight(

@@ -74,7 +74,7 @@ from .errors import (
     PreflightRefused,
 )
 from .gpuview import FitView, GpuPanel, fit_view, gpu_panel
-from .handover import read_in_flight
+from .handover import InFlightView, in_flight_view, read_in_flight
 from .hosts import (
     advertised_url,
     elsewhere_refusal,
@@ -124,6 +124,8 @@ __all__ = [
     "preview",
     "config",
     "read_in_flight",
+    "in_flight_view",
+    "InFlightView",
     "run_preflight",
     "PreflightReport",
     "fit_view",

@@ -26,6 +26,9 @@ from tests.backends.vllm_helpers import FAKE_ENV, FAKE_LAUNCHER, free_port, kill
 from tests.browser.conftest import login
 
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
+#: For what waits on the server (preflight reads files and runs the fake nvidia-smi):
+#: generous on a loaded CI box; nothing waits for a fixed sleep.
+SLOW = 20_000
 GOOD, BROKEN = "qwen2.5-vl-7b-instruct_(AWQ)", "gemma-3-12b_(truncated)"
 
 
@@ -104,12 +107,12 @@ def test_check_button_and_the_override(
     try:
         pg.goto(f"{live_server.url}/models/{broken.pk}/")
         fit = pg.get_by_test_id("fit")
-        expect(fit).to_have_attribute("data-verdict", "fits")
+        expect(fit).to_have_attribute("data-verdict", "fits", timeout=SLOW)
         expect(fit.get_by_test_id("fit-estimate")).to_contain_text("Fits: weights")
 
         pg.get_by_test_id("preflight-button").click()
         report = pg.get_by_test_id("preflight")
-        expect(report).to_have_attribute("data-ok", "false")
+        expect(report).to_have_attribute("data-ok", "false", timeout=SLOW)
         expect(report).to_contain_text("1 check failed")
         failed = report.locator('[data-status="fail"]')
         expect(failed).to_have_count(1)
@@ -126,7 +129,7 @@ def test_check_button_and_the_override(
         pg.get_by_test_id("activate-button").click()
         dialog = pg.get_by_test_id("activate-dialog")
         expect(dialog.get_by_test_id("preflight-failed")).to_contain_text(
-            "1 check failed"
+            "1 check failed", timeout=SLOW
         )
         override = dialog.get_by_test_id("override-preflight")
         expect(override).to_be_visible()
@@ -167,7 +170,7 @@ def test_stop_dialog_with_requests_in_flight(
     try:
         pg.goto(f"{live_server.url}/models/{good.pk}/")
         expect(pg.get_by_test_id("fit-measured")).to_contain_text(
-            "Measured 16.6 GiB on GPU 0"
+            "Measured 16.6 GiB on GPU 0", timeout=SLOW
         )
         pg.get_by_test_id("stop-button").click()
         dialog = pg.get_by_test_id("stop-dialog")
@@ -175,7 +178,7 @@ def test_stop_dialog_with_requests_in_flight(
         expect(dialog).to_contain_text(f"Stop {GOOD}?")
         expect(dialog.get_by_test_id("stop-who")).to_contain_text("Started by bob at")
         in_flight = dialog.get_by_test_id("in-flight")
-        expect(in_flight).to_have_attribute("data-busy", "true")
+        expect(in_flight).to_have_attribute("data-busy", "true", timeout=SLOW)
         expect(in_flight).to_contain_text("2 requests running, 1 waiting")
         expect(dialog.get_by_test_id("in-flight-wait")).to_be_checked()
         expect(dialog.get_by_test_id("drain-seconds")).to_have_value("60")
@@ -202,7 +205,9 @@ def test_stop_dialog_waits_until_idle(chromium, live_server, gpu_host):
         stage(gpu_host["port"], running=1, idle_after=4)  # it finishes in 4 s
         pg.get_by_test_id("stop-button").click()
         dialog = pg.get_by_test_id("stop-dialog")
-        expect(dialog.get_by_test_id("in-flight")).to_contain_text("1 request running")
+        expect(dialog.get_by_test_id("in-flight")).to_contain_text(
+            "1 request running", timeout=SLOW
+        )
         dialog.get_by_test_id("drain-seconds").fill("20")
         dialog.get_by_test_id("reason").fill("end of the day")
         dialog.get_by_test_id("confirm-stop").click()
@@ -222,7 +227,7 @@ def test_gpu_card_and_panel(chromium, live_server, gpu_host, artifacts_dir, axe,
         pg.goto(f"{live_server.url}/models/")
         card = pg.get_by_test_id("gpu-card")
         expect(card.get_by_test_id("gpu-memory")).to_contain_text(
-            "17.5 GiB used of 24.0 GiB"
+            "17.5 GiB used of 24.0 GiB", timeout=SLOW
         )
         expect(card.get_by_test_id("gpu-ours")).to_contain_text(GOOD)
         expect(card).to_contain_text("Xorg")
@@ -233,7 +238,9 @@ def test_gpu_card_and_panel(chromium, live_server, gpu_host, artifacts_dir, axe,
 
         pg.goto(f"{live_server.url}/health/")
         panel = pg.get_by_test_id("gpu-panel")
-        expect(panel.get_by_test_id("gpu-ours")).to_contain_text("our model")
+        expect(panel.get_by_test_id("gpu-ours")).to_contain_text(
+            "our model", timeout=SLOW
+        )
         no_sideways_scroll(pg, size)
         pg.screenshot(
             path=str(artifacts_dir / f"health-gpu-panel-{size}.png"), full_page=True

@@ -48,7 +48,12 @@ def main(argv: list[str]) -> int:
         from backends.vllm import service
         from registry.models import ModelEntry
 
-        service.activate(ModelEntry.objects.get(name=arg), actor)
+        # The sample registry's model folders hold placeholder files: these tests
+        # are about crashes, not preflight, so it is overridden (with a reason).
+        options = service.SlotOptions(
+            override_preflight=True, reason="fault test: sample placeholder files"
+        )
+        service.activate(ModelEntry.objects.get(name=arg), actor, options=options)
         print("ACTIVE", flush=True)
         return 0
     if command == "enqueue-verify":

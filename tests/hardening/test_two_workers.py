@@ -43,12 +43,11 @@ SETUP = """
 import hashlib
 from pathlib import Path
 from registry.models import ModelEntry
+from tests.backends.model_files import write_model
 weights = Path({weights!r})
 for i in range({n}):
     name = f"{prefix}-{{i}}"
-    path = weights / name
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text("{{}}")
+    path = write_model(weights / name, shards=1)  # a small real model: passes preflight
     bc = {{"model_path": str(path), "extra_args": []}}
     ModelEntry.objects.create(
         name=name, backend="vllm", backend_config=bc,
