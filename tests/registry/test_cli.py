@@ -95,6 +95,7 @@ EVERY_COMMAND = (
     "current-model",
     "import",
     "show-backends",
+    "reconcile",
 )
 
 
