@@ -18,6 +18,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from imageworks_site.client_ip import parse_networks as _parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -193,6 +195,20 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Behind a reverse proxy every request comes from the proxy: without this all users
+# share one address and five bad passwords from anyone lock a user out for everyone.
+# X-Forwarded-For is believed only from these proxies (addresses or networks,
+# comma-separated); see docs/deploy.md. Empty: the peer address is the client.
+try:
+    IMAGEWORKS_TRUSTED_PROXIES = [
+        str(net)
+        for net in _parse_networks(
+            (env("IMAGEWORKS_TRUSTED_PROXIES", "") or "").split(",")
+        )
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"IMAGEWORKS_TRUSTED_PROXIES: {exc}") from None
+AXES_CLIENT_IP_CALLABLE = "imageworks_site.client_ip.client_ip"
 
 SESSION_COOKIE_AGE = env_int("IMAGEWORKS_SESSION_AGE", 60 * 60 * 12)
 SESSION_COOKIE_HTTPONLY = True
