@@ -1,0 +1,269 @@
+"""Several editors, an operator and viewers on a real server while another tool
+rewrites the discovered layer (issue 17, sections 4 and 5).
+
+The site runs the production way (``tests/hardening/sites.py``: gunicorn, 3 sync
+workers, ``IMAGEWORKS_ENV=production``) on SQLite (the embedded default: WAL,
+IMMEDIATE transactions) and, when it answers on 127.0.0.1, on a PostgreSQL database
+of its own. For ``IMAGEWORKS_CONTENTION_SECONDS`` (default 30) seconds:
+
+* 4 editors each edit their own entry in a loop (open the editor, preview, confirm);
+* an operator unlocks and locks a locked entry in a loop (discovered-layer writes);
+* 2 viewers load the Models page (each load syncs when a file changed);
+* another tool read-modify-writes the discovered layer without our lock.
+
+Printed: the status counts per kind of request, and how many of the other tool's
+writes were reverted by ours. Asserted: no 5xx and no failed connection (a 503 is
+only for a database that is really down), no torn file. A second run of the other
+tool WITH the registry lock file (what docs/compatibility.md tells tools to do)
+must lose nothing, on either side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.hardening.broken import DISCOVERED_FILE, form_fields
+from tests.hardening.sites import REPO, Browser, LiveSite, pg_available
+
+pytestmark = pytest.mark.slow
+
+SECONDS = float(os.environ.get("IMAGEWORKS_CONTENTION_SECONDS") or 30)
+EDITED = [
+    "florence-2-large_(FP16)",
+    "qwen2.5-vl-7b-instruct_(AWQ)",
+    "internvl2-8b_(AWQ)",
+    "gemma3_27.0b_(Q3_K_M)",
+]
+TOGGLED = "siglip-large-patch16-384_(FP32)"  # locked, verified: lock is inline
+COUNTED = "qwen3-vl-8b-instruct_(FP8)"  # the other tool's counter lives here
+PKS = """
+import json
+from registry.models import ModelEntry
+print(json.dumps(dict(ModelEntry.objects.values_list("name", "pk"))))
+"""
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live(request, tmp_path_factory):
+    if request.param == "postgres" and not pg_available():
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1")
+    site = LiveSite(tmp_path_factory.mktemp(f"live-{request.param}"), request.param)
+    try:
+        site.add_user("op", "operator")
+        site.add_user("viewer", "viewer")
+        for i in range(len(EDITED)):
+            site.add_user(f"ed{i}", "editor")
+        out = site.manage("shell", "-c", PKS)
+        site.pks = json.loads(out.strip().splitlines()[-1])
+        site.start()
+        yield site
+    finally:
+        site.stop()
+
+
+class Tally:
+    def __init__(self):
+        self.codes: dict[str, Counter] = defaultdict(Counter)
+        self.samples: dict[str, list[str]] = defaultdict(list)
+        self.lock = threading.Lock()
+
+    def add(self, kind: str, response: httpx.Response | None, error: str = ""):
+        code = response.status_code if response is not None else 599
+        with self.lock:
+            self.codes[kind][code] += 1
+            if code >= 500 and len(self.samples[kind]) < 3:
+                text = error or (response.text[:300] if response is not None else "")
+                self.samples[kind].append(f"{code}: {text}")
+
+    def server_errors(self) -> int:
+        return sum(
+            n for c in self.codes.values() for code, n in c.items() if code >= 500
+        )
+
+    def report(self, title: str) -> str:
+        lines = [title]
+        for kind in sorted(self.codes):
+            codes = " ".join(f"{c}:{n}" for c, n in sorted(self.codes[kind].items()))
+            lines.append(f"  {kind:<22} {sum(self.codes[kind].values()):>5}  {codes}")
+        for kind, samples in self.samples.items():
+            lines.extend(f"  ! {kind}: {s}" for s in samples)
+        return "\n".join(lines)
+
+
+def _call(tally: Tally, kind: str, browser: Browser, method: str, url: str, **kw):
+    try:
+        response = browser.request(method, url, **kw)
+    except httpx.HTTPError as exc:
+        tally.add(kind, None, repr(exc))
+        return None
+    tally.add(kind, response)
+    return response
+
+
+def _editor(site, tally, user, name, stop):
+    browser = Browser(site, user)
+    pk = site.pks[name]
+    n = 0
+    try:
+        while not stop.is_set():
+            n += 1
+            page = _call(tally, "edit open", browser, "GET", f"/models/{pk}/edit/")
+            if page is None or page.status_code != 200:
+                continue
+            data = form_fields(page.text, "/edit/preview/")
+            data["display_name"] = [f"{name} edited by {user} #{n}"]
+            preview = _call(
+                tally,
+                "edit preview",
+                browser,
+                "POST",
+                f"/models/{pk}/edit/preview/",
+                data=data,
+            )
+            if preview is None or preview.status_code != 200:
+                continue
+            try:
+                data = form_fields(preview.text, "/edit/preview/")
+            except AssertionError:
+                continue  # a conflict or an error page: nothing to confirm
+            _call(
+                tally,
+                "edit confirm",
+                browser,
+                "POST",
+                f"/models/{pk}/edit/confirm/",
+                data=data,
+            )
+    finally:
+        browser.close()
+
+
+def _operator(site, tally, stop):
+    browser = Browser(site, "op")
+    pk = site.pks[TOGGLED]
+    try:
+        while not stop.is_set():
+            for action in ("unlock", "lock"):
+                _call(tally, action, browser, "POST", f"/models/{pk}/{action}/")
+    finally:
+        browser.close()
+
+
+def _viewer(site, tally, stop):
+    browser = Browser(site, "viewer")
+    try:
+        while not stop.is_set():
+            _call(tally, "models page", browser, "GET", "/models/")
+            time.sleep(0.2)
+    finally:
+        browser.close()
+
+
+def _outside_tool(site: LiveSite, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.hardening.outside_writer",
+            str(site.registry),
+            COUNTED,
+            "100000",
+            "--seconds",
+            str(SECONDS),
+            "--pause",
+            "0.05",
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _run(site: LiveSite, *tool_args: str, editors: bool = True):
+    tally = Tally()
+    stop = threading.Event()
+    threads = [threading.Thread(target=_operator, args=(site, tally, stop))]
+    threads += [
+        threading.Thread(target=_viewer, args=(site, tally, stop)) for _ in range(2)
+    ]
+    if editors:
+        threads += [
+            threading.Thread(target=_editor, args=(site, tally, f"ed{i}", name, stop))
+            for i, name in enumerate(EDITED)
+        ]
+    tool = _outside_tool(site, *tool_args)
+    for thread in threads:
+        thread.start()
+    try:
+        out, err = tool.communicate(timeout=SECONDS + 120)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=300)
+    assert tool.returncode == 0, err
+    outside = json.loads(out.strip().splitlines()[-1])
+    return tally, outside
+
+
+def _locked(site: LiveSite) -> bool:
+    items = json.loads((site.registry / DISCOVERED_FILE).read_bytes())
+    item = next(i for i in items if i["name"] == TOGGLED)
+    return bool(item["version_lock"]["locked"])
+
+
+def _toggles(site: LiveSite, since: str) -> list[str]:
+    """The operator's lock/unlock writes that succeeded since *since* (an ISO time),
+    oldest first, from the audit log's mirror in the staging folder."""
+    path = Path(site.env["IMAGEWORKS_STAGING_DIR"]) / "gui_registry_actions.json"
+    return [
+        row["action"]
+        for row in json.loads(path.read_text())
+        if row["model"] == TOGGLED
+        and row["timestamp"] >= since
+        and row["action"] in ("lock", "unlock")
+        and row["status"] == "succeeded"
+    ]
+
+
+def test_contention_gives_no_server_errors(live):
+    tally, outside = _run(live)
+    lost = outside["writes"] - (outside["final"] - outside["start"])
+    print(
+        "\n"
+        + tally.report(
+            f"contention on {live.db}, {SECONDS:g} s, gunicorn -w {live.workers}: "
+            f"{tally.server_errors()} server errors; the other tool (no lock) wrote "
+            f"{outside['writes']} times, {lost} reverted by our writes"
+        )
+    )
+    assert outside["torn"] == 0
+    assert tally.server_errors() == 0, tally.report("server errors")
+    assert not live.log_tail().count("Traceback"), live.log_tail()
+
+
+def test_a_tool_that_takes_the_lock_loses_nothing(live):
+    since = datetime.now(UTC).isoformat()
+    tally, outside = _run(live, "--lock", editors=False)
+    toggles = _toggles(live, since)
+    lost = outside["writes"] - (outside["final"] - outside["start"])
+    print(
+        f"\nlocked outside tool on {live.db}: {outside['writes']} writes, {lost} lost; "
+        f"{len(toggles)} lock/unlock writes by the site"
+    )
+    assert lost == 0
+    assert toggles, "the operator never got a write through"
+    assert _locked(live) == (toggles[-1] == "lock"), "the site's last write was lost"
+    assert tally.server_errors() == 0, tally.report("server errors")
