@@ -166,10 +166,14 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_path("IMAGEWORKS_SQLITE_PATH", VAR_DIR / "imageworks.sqlite3"),
             "OPTIONS": {
-                # WAL lets readers (web) and a writer (worker) work at once.
+                # WAL lets readers (web) and a writer (worker) work at once. Writers
+                # queue: IMMEDIATE takes the write lock at BEGIN (no deadlocking
+                # read-then-write upgrades), and the busy timeout must outlast the
+                # longest write transaction (a big sync), or a waiting request would
+                # answer 503 while the database is merely busy.
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
+                "timeout": env_float("IMAGEWORKS_SQLITE_BUSY_TIMEOUT", 60.0),
             },
         }
     }

@@ -13,6 +13,7 @@ they survive restructuring of the registry's modules.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -80,13 +81,40 @@ def pg_available() -> bool:
     return True
 
 
+def grow_registry(registry: Path, count: int) -> None:
+    """Add *count* realistic-sized copies of the sample entries to both layers (files
+    of a lab's registry: ~8 KB per entry; model folders that do not exist here)."""
+    for file_name in ("model_registry.curated.json", "model_registry.discovered.json"):
+        path = registry / file_name
+        items = json.loads(path.read_text())
+        seeds = [i for i in items if isinstance(i, dict)]
+        for n in range(count):
+            item = json.loads(json.dumps(seeds[n % len(seeds)]))
+            item["name"] = f"{item['name']}-copy-{n:05d}"
+            if "display_name" in item:
+                item["display_name"] = f"{item['display_name']} #{n}"
+            if "download_path" in item:
+                item["download_path"] = f"/nonexistent/{item['name']}"
+            if "discovered" in file_name:
+                item["download_files"] = [
+                    f"model-{j:05d}-of-00060.safetensors" for j in range(60)
+                ]
+                item.setdefault("metadata", {})["notes"] = "x" * 2500
+            items.append(item)
+        path.write_text(json.dumps(items, indent=2) + "\n")
+    (registry / "model_registry.json").unlink(missing_ok=True)
+
+
 class CliSite:
     """A migrated database and a synced sample registry, for the console script.
 
-    SQLite in the temp folder unless *extra_env* sets ``DATABASE_URL``.
+    SQLite in the temp folder unless *extra_env* sets ``DATABASE_URL``; *entries*
+    more entries make it a lab-sized registry (:func:`grow_registry`).
     """
 
-    def __init__(self, root: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, root: Path, extra_env: dict[str, str] | None = None, entries: int = 0
+    ):
         from registry.sample import write_sample_registry
 
         self.root = root
@@ -94,6 +122,8 @@ class CliSite:
         self.registry = Path(self.env["IMAGEWORKS_REGISTRY_DIR"])
         if not any(self.registry.glob("model_registry*.json")):
             write_sample_registry(self.registry, root / "models", force=True)
+            if entries:
+                grow_registry(self.registry, entries)
         self.manage("migrate", "-v0")
         synced = self.run("sync", "--force")
         assert synced.returncode == 0, synced.stdout + synced.stderr
@@ -128,10 +158,11 @@ class CliSite:
 class LiveSite(CliSite):
     """gunicorn (production settings) over SQLite or a PostgreSQL database of its own."""
 
-    def __init__(self, root: Path, db: str, workers: int = 3):
+    def __init__(self, root: Path, db: str, workers: int = 3, entries: int = 0):
         self.db = db
         self.pg_name = ""
         self.proc: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
         self.workers = workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -144,7 +175,7 @@ class LiveSite(CliSite):
                 conn.execute(f'CREATE DATABASE "{self.pg_name}"')
             extra["DATABASE_URL"] = PG_URL.rsplit("/", 1)[0] + "/" + self.pg_name
         try:
-            super().__init__(root, extra)
+            super().__init__(root, extra, entries)
         except BaseException:
             self.stop()
             raise
@@ -161,6 +192,17 @@ class LiveSite(CliSite):
         )
 
     def start(self) -> None:
+        """gunicorn, and one ``qcluster`` (ORM broker) running the schedules, as
+        ``./scripts/run`` deploys the embedded default."""
+        self.manage("setup_schedules")
+        self.worker = subprocess.Popen(
+            [PY, "manage.py", "qcluster"],
+            cwd=REPO,
+            env=self.env,
+            stdout=(self.root / "qcluster.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log = (self.root / "gunicorn.log").open("ab")
         self.proc = subprocess.Popen(
             [
@@ -203,13 +245,15 @@ class LiveSite(CliSite):
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        for proc in (self.proc, self.worker):
+            if proc is None or proc.poll() is not None:
+                continue
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(20)
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
             except ProcessLookupError:
                 pass
         if self.pg_name:
