@@ -20,6 +20,16 @@ class ActivationMode(models.TextChoices):
     PROXY = "proxy", "Remote admin service"
 
 
+class RequestOutcome(models.TextChoices):
+    """What became of an activate or stop request (``service.request_activation``)."""
+
+    QUEUED = "queued", "Queued"  # a job will do it
+    DONE = "done", "Done"  # done in this process (the CLI)
+    REFUSED = "refused", "Refused"  # it cannot work; nothing changed
+    BUSY = "busy", "Busy"  # another activation or stop holds or claimed the slot
+    FAILED = "failed", "Failed"  # started or stopped here, and it failed
+
+
 class HealthStatus(models.TextChoices):
     UNKNOWN = "unknown", "Never checked"
     ONLINE = "online", "Ready"

@@ -1,9 +1,10 @@
 """``imageworks-models activate-model NAME | --stop`` and ``current-model``.
 
-Same services, lock and state as the site (``backends.vllm.service``), run in the
-CLI process with the OS user as the operator. The vLLM child is started in its
-own session, so it outlives the CLI and is recognised later by its identity
-(pid + create_time + command line) rather than orphaned (original F3).
+Same services, rules, lock and state as the site (``backends.vllm.service``;
+``request_activation(..., wait=True)`` refuses while another activation or stop runs
+or is queued), run in the CLI process with the OS user as the operator. The vLLM
+child is started in its own session, so it outlives the CLI and is recognised later
+by its identity (pid + create_time + command line) rather than orphaned (original F3).
 
 Exit codes follow the original: 0 success (``current-model`` prints ``null`` and
 exits 0 when nothing is active), 1 for any refusal or failure.
@@ -46,17 +47,12 @@ def cmd_activate_model(args: argparse.Namespace) -> int:
     name = (args.name or "").strip()
     actor = Actor.cli()
     if args.stop or name.lower() in STOP_WORDS:
-        try:
-            act = service.stop(actor)
-        except service.ActivationError as exc:
-            _err(f"Failed to stop vLLM: {exc}")
+        answer = service.request_stop(actor, wait=True)
+        if answer.outcome != service.RequestOutcome.DONE:
+            _err(f"Failed to stop vLLM: {answer.message}")
             return 1
         # Unlike the original (F16) say so when nothing was running.
-        print(
-            "Stopped active vLLM instance."
-            if act is not None
-            else "No vLLM model was active."
-        )
+        print(answer.message)
         return 0
     if not name:
         _err("activate-model: give a model NAME or --stop")
@@ -69,12 +65,11 @@ def cmd_activate_model(args: argparse.Namespace) -> int:
         _err(f"Model '{name}' is not served by vLLM.")
         return 1
     print(f"Activating {name} (this can take minutes)…", file=sys.stderr)
-    try:
-        act = service.activate(entry, actor)
-    except service.ActivationError as exc:
-        _err(f"Activation failed: {exc}")
+    answer = service.request_activation(entry, actor, wait=True)
+    if answer.outcome != service.RequestOutcome.DONE:
+        _err(f"Activation failed: {answer.message}")
         return 1
-    print(json.dumps(service.state_dict(act), indent=2))
+    print(json.dumps(service.state_dict(answer.activation), indent=2))
     return 0
 
 

@@ -603,3 +603,86 @@ def admin_deactivate(admin_url: str, *, token: str = "", timeout: float = 30.0) 
     return _admin_call(
         "POST", admin_url, "/admin/deactivate", token=token, timeout=timeout
     )
+
+
+# --- vLLM in-flight requests (/metrics) ---
+
+
+@dataclass
+class InFlight:
+    """Requests a vLLM server is working on, from its Prometheus ``/metrics``.
+
+    ``running``/``waiting`` are None when they could not be read; ``error`` says why.
+    """
+
+    running: int | None = None
+    waiting: int | None = None
+    error: str = ""
+
+    @property
+    def known(self) -> bool:
+        return self.running is not None and self.waiting is not None
+
+    @property
+    def busy(self) -> bool:
+        return self.known and (self.running + self.waiting) > 0
+
+    def describe(self) -> str:
+        """``2 requests running, 1 waiting`` / ``idle`` / ``unknown (why)``."""
+        if not self.known:
+            return f"unknown ({self.error})"
+        if not self.busy:
+            return "idle"
+        noun = "request" if self.running == 1 else "requests"
+        return f"{self.running} {noun} running, {self.waiting} waiting"
+
+
+RUNNING_METRIC = "vllm:num_requests_running"
+WAITING_METRIC = "vllm:num_requests_waiting"
+
+
+def vllm_in_flight(
+    base_url: str, *, model_name: str | None = None, timeout: float = 1.0
+) -> InFlight:
+    """``GET /metrics`` and sum ``vllm:num_requests_running`` / ``_waiting``.
+
+    Parsed with ``prometheus_client``'s text parser (imported on first use). With
+    ``model_name``, only samples labelled with that ``model_name`` count. Never
+    raises: network trouble, HTTP errors, malformed text or missing metrics give
+    an unknown :class:`InFlight` with the reason.
+    """
+    root = root_url(base_url)
+    budget = _Budget(timeout)
+    with _client() as client:
+        try:
+            response = _request(client, "GET", f"{root}/metrics", budget)
+        except ProbeFailure as failure:
+            return InFlight(error=f"cannot read /metrics: {failure.message}")
+    if response.status_code != 200:
+        return InFlight(error=f"/metrics answered HTTP {response.status_code}")
+    return parse_in_flight(response.text, model_name=model_name)
+
+
+def parse_in_flight(text: str, *, model_name: str | None = None) -> InFlight:
+    """The two gauges from Prometheus exposition text (see ``vllm_in_flight``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name not in (RUNNING_METRIC, WAITING_METRIC):
+                    continue
+                totals.setdefault(sample.name, 0.0)  # present, maybe for another model
+                if (
+                    model_name
+                    and sample.labels.get("model_name", model_name) != model_name
+                ):
+                    continue
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    except ValueError as exc:
+        return InFlight(error=f"malformed /metrics text: {exc}")
+    missing = [m for m in (RUNNING_METRIC, WAITING_METRIC) if m not in totals]
+    if missing:
+        return InFlight(error=f"/metrics has no {', '.join(missing)}")
+    return InFlight(int(totals[RUNNING_METRIC]), int(totals[WAITING_METRIC]))

@@ -59,6 +59,10 @@ class Activation(models.Model):
     # psutil create_time + a hash of the command line: a reused pid never counts as ours.
     create_time = models.FloatField(null=True, blank=True)
     cmdline_hash = models.CharField(max_length=64, blank=True)
+    # True: we launched the server in a new session, so its process group is ours to
+    # signal on stop. False: adopted (someone else started it, maybe inside their own
+    # group): only the server and its descendants are signalled. None: not recorded.
+    owns_group = models.BooleanField(null=True, blank=True)
     log_path = models.TextField(blank=True)
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -143,3 +147,50 @@ class HealthTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.endpoint.key}: {self.old_status} -> {self.new_status}"
+
+
+class MemoryMeasurement(models.Model):
+    """What a vLLM server really held on the GPUs once ready, per launch (issue 13 §3).
+
+    Keyed by the model and the launch arguments that change memory
+    (``backends.vllm.memory.launch_key``), so the next activation with the same
+    arguments can show the measured figure first, and how far the formula was off.
+    """
+
+    entry = models.ForeignKey(
+        "registry.ModelEntry",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="memory_measurements",
+    )
+    logical_name = models.CharField(max_length=500)
+    launch_key = models.CharField(max_length=64)
+    launch_args = models.JSONField(default=list, blank=True)
+    activation = models.ForeignKey(
+        Activation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="memory_measurements",
+    )
+    # The largest figure of any one GPU (what must be free there next time).
+    measured_bytes = models.BigIntegerField()
+    per_gpu = models.JSONField(default=dict, blank=True)  # {"0": bytes, ...}
+    gpu_names = models.JSONField(default=list, blank=True)
+    # What the formula expected the server to hold, per GPU, for the same launch.
+    estimated_bytes = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, blank=True)  # nvml | nvidia-smi
+    measured_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-measured_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["logical_name", "launch_key", "-measured_at"],
+                name="memory_by_launch",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.logical_name}: {self.measured_bytes / 2**30:.1f} GiB"

@@ -1,7 +1,8 @@
-"""Activation views: thin wrappers that queue jobs and render status partials.
+"""Activation views: fetch, ask the activation service, render the status partial.
 
-All state changes are POST (CSRF), need ``backends.control_backend`` (checked
-here, on the server), and go through ``backends.tasks`` -> the activation service.
+All state changes are POST (CSRF) and need ``backends.control_backend`` (checked
+here, on the server). The rules (one activation at a time, what is refused) live in
+``service.request_activation`` / ``request_stop``, shared with the CLI.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 
 from registry.audit import Actor
-from registry.jobs import JobConflict
+from registry.choices import JobStatus
 from registry.models import Job, ModelEntry
 
-from . import tasks
-from .choices import ActivationState
+from .choices import RequestOutcome
 from .models import Activation
 from .vllm import process, service
 
@@ -37,10 +37,10 @@ def _status_context(request, *, entry=None, job=None, error=""):
         entry = ModelEntry.objects.filter(pk=entry_pk).first()
     if job is None and str(request.GET.get("job") or "").isdigit():
         job = Job.objects.filter(
-            pk=request.GET["job"], kind__in=("activate", "stop")
+            pk=request.GET["job"], kind__in=service.SLOT_JOB_KINDS
         ).first()
     status = service.status()
-    job_error = job.error if job is not None and job.status == "failed" else ""
+    job_error = job.error if job is not None and job.status == JobStatus.FAILED else ""
     return {"status": status, "entry": entry, "job": job, "error": error or job_error}
 
 
@@ -62,10 +62,24 @@ def _refuse(request, entry, message: str, code: int = 409):
     return redirect(entry.get_absolute_url() if entry else "registry:modelentry_list")
 
 
-def _pending_job() -> Job | None:
-    return Job.objects.filter(
-        kind__in=("activate", "stop"), status__in=("queued", "running")
-    ).first()
+#: HTTP status of each request outcome (htmx swaps the status partial either way).
+OUTCOME_CODES = {
+    RequestOutcome.QUEUED: 202,
+    RequestOutcome.REFUSED: 422,
+    RequestOutcome.BUSY: 409,
+}
+
+
+def _respond(request, entry, answer: service.SlotRequest, *, done_url):
+    """Render a request's outcome: the status partial (htmx) or a message + redirect."""
+    if not answer.accepted:
+        return _refuse(request, entry, answer.message, OUTCOME_CODES[answer.outcome])
+    if request.htmx:
+        return _render_status(
+            request, _status_context(request, entry=entry, job=answer.job), code=202
+        )
+    messages.info(request, answer.message)
+    return redirect(done_url)
 
 
 @require_POST
@@ -74,32 +88,8 @@ def _pending_job() -> Job | None:
 def activate(request, pk: int):
     """Queue the activation of one entry; refuse at once when it cannot work."""
     entry = get_object_or_404(ModelEntry, pk=pk)
-    try:
-        service.prepare(entry)
-    except service.ActivationRefused as exc:
-        return _refuse(request, entry, str(exc), code=422)
-    live = service.live_activation()
-    if live is not None and live.state != ActivationState.RUNNING:
-        return _refuse(request, entry, service.busy_message(live))
-    pending = _pending_job()
-    if pending is not None:
-        verb = "activating" if pending.kind == "activate" else "stopping"
-        target = pending.entry_name or "the active model"
-        return _refuse(
-            request,
-            entry,
-            f"{pending.user_name or 'someone'} is already {verb} {target}.",
-        )
-    try:
-        job = tasks.enqueue_activation(entry, Actor.from_request(request))
-    except JobConflict as exc:
-        return _refuse(request, entry, str(exc))
-    if request.htmx:
-        return _render_status(
-            request, _status_context(request, entry=entry, job=job), code=202
-        )
-    messages.info(request, f"Activating {entry.name}…")
-    return redirect(entry.get_absolute_url())
+    answer = service.request_activation(entry, Actor.from_request(request))
+    return _respond(request, entry, answer, done_url=entry.get_absolute_url())
 
 
 @require_POST
@@ -110,19 +100,9 @@ def stop(request):
     entry = None
     if str(request.POST.get("entry") or "").isdigit():
         entry = ModelEntry.objects.filter(pk=request.POST["entry"]).first()
-    live = service.live_activation()
-    try:
-        job = tasks.enqueue_stop(
-            Actor.from_request(request), name=live.logical_name if live else ""
-        )
-    except JobConflict as exc:
-        return _refuse(request, entry, str(exc))
-    if request.htmx:
-        return _render_status(
-            request, _status_context(request, entry=entry, job=job), code=202
-        )
-    messages.info(request, "Stopping the active vLLM model…")
-    return redirect(entry.get_absolute_url() if entry else "backends:history")
+    answer = service.request_stop(Actor.from_request(request))
+    done_url = entry.get_absolute_url() if entry else "backends:history"
+    return _respond(request, entry, answer, done_url=done_url)
 
 
 @require_GET

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_health.py [--servers 10] [--timeout 2.0] [--rounds 3]
 
-Uses the probe layer of ``backends.health.checks.check_all`` (threads + cut-off), no database.
+Uses the probe layer of ``backends.health.check_all`` (``probe_all``: threads + cut-off), no database.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             start = time.monotonic()
-            results = health._probe_all(endpoints, args.timeout)
+            results = health.probe_all(endpoints, args.timeout)
             times.append(time.monotonic() - start)
         statuses = [r.status for r in results]
         healthy = [r.latency_ms for r in results[:-1]]

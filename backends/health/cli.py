@@ -11,6 +11,10 @@ import json
 import sys
 from typing import Any
 
+from ..choices import HealthStatus
+from . import check, summary
+from .endpoints import KIND_ORDER
+
 
 def add_subcommands(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -67,19 +71,16 @@ def _serves(row) -> dict[str, Any]:
 
 def collect(timeout: float | None = None) -> dict[str, Any]:
     """Run a fresh check and shape it for output."""
-    from ..choices import HealthStatus
-    from . import checks as health
-
-    report = health.check_all(timeout=timeout)
+    report = check.check_all(timeout=timeout)
     backends = []
-    for kind in health.KIND_ORDER:
-        summary = health.kind_summary(kind)
+    for kind in KIND_ORDER:
+        card = summary.kind_summary(kind)
         backends.append(
             {
                 "kind": kind.value,
                 "label": kind.label,
-                "status": summary["status"],
-                "note": summary["note"],
+                "status": card["status"],
+                "note": card["note"],
                 "endpoints": [
                     {
                         "key": row.key,
@@ -96,7 +97,7 @@ def collect(timeout: float | None = None) -> dict[str, Any]:
                         "entries": sorted((row.details or {}).get("entries") or {}),
                         "serves": _serves(row),
                     }
-                    for row in summary["endpoints"]
+                    for row in card["endpoints"]
                 ],
             }
         )

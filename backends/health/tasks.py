@@ -18,6 +18,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from .check import check_all
+
 logger = logging.getLogger(__name__)
 
 TASK = "backends.health.tasks.run_health_checks"
@@ -27,9 +29,7 @@ MIN_INTERVAL_S = 30
 
 def run_health_checks() -> dict:
     """django-q2 task: check every backend once; returns a short summary."""
-    from . import checks as health
-
-    report = health.check_all()
+    report = check_all()
     summary = {row.key: row.status for row in report.endpoints}
     logger.info("health check in %.2fs: %s", report.duration_s, summary)
     return {"duration_s": report.duration_s, "statuses": summary}

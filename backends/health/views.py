@@ -1,7 +1,7 @@
 """Health pages and partials: backend cards, "Check now", transition history, active model.
 
-Thin views over :mod:`backends.health.checks`. Reading needs the viewer permission
-``backends.view_backendendpoint``; "Check now" is a POST open to the same users:
+Thin views over :mod:`backends.health` (``check``, ``summary``, ``active``). Reading
+needs the viewer permission ``backends.view_backendendpoint``; "Check now" is a POST open to the same users:
 it re-probes the servers and refreshes the stored health (and Ollama's
 Installed?), but changes no registry content, so no stronger role is needed.
 """
@@ -24,7 +24,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ..choices import BackendKind, HealthStatus
 from ..models import HealthTransition
-from . import checks as health
+from . import active, check, summary
+from .endpoints import KIND_ORDER, VLLM_ACTIVE_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,19 @@ def _poll_seconds() -> int:
 
 
 def _card_context(kind: BackendKind) -> dict:
-    summary = health.kind_summary(kind)
-    summary["hex"] = COLOURS[summary["colour"]]
-    summary["poll_seconds"] = _poll_seconds()
-    summary["endpoint_rows"] = [
+    card = summary.kind_summary(kind)
+    card["hex"] = COLOURS[card["colour"]]
+    card["poll_seconds"] = _poll_seconds()
+    card["endpoint_rows"] = [
         {
             "row": ep,
             "colour": HealthStatus(ep.status).colour,
             "hex": COLOURS[HealthStatus(ep.status).colour],
             "status_label": HealthStatus(ep.status).label,
         }
-        for ep in summary["endpoints"]
+        for ep in card["endpoints"]
     ]
-    return summary
+    return card
 
 
 @require_GET
@@ -80,7 +81,7 @@ def overview(request):
         request,
         "backends/health_overview.html",
         {
-            "kinds": [(k.value, k.label) for k in health.KIND_ORDER],
+            "kinds": [(k.value, k.label) for k in KIND_ORDER],
             "poll_seconds": _poll_seconds(),
             "interval": getattr(settings, "IMAGEWORKS_HEALTH_INTERVAL", 30),
         },
@@ -125,9 +126,9 @@ def _refresh_quietly(kind: BackendKind) -> str:
     try:
         if connection.in_atomic_block:  # keep an outer transaction usable
             with transaction.atomic():
-                health.refresh_if_stale([kind])
+                check.refresh_if_stale([kind])
         else:
-            health.refresh_if_stale([kind])
+            check.refresh_if_stale([kind])
     except DatabaseError as exc:
         logger.warning("health card refresh of %s not saved: %s", kind, exc)
         return "Showing the last stored result: a fresh check could not be saved (database busy)."
@@ -155,7 +156,7 @@ def _read_with_retry(read):
 def check_now(request, kind: str | None = None):
     """Re-check one backend kind (or all) now; htmx gets the fresh card back."""
     kinds = [_kind(kind)] if kind else None
-    health.check_all(kinds)
+    check.check_all(kinds)
     if request.htmx and kind:
         return render(request, "backends/health_card.html", _card_context(kinds[0]))
     target = request.POST.get("next") or request.headers.get("Referer") or ""
@@ -185,7 +186,7 @@ def history(request):
     return render(
         request,
         "backends/health_history.html",
-        {"page": page, "kind": kind, "endpoint_key": key, "kinds": health.KIND_ORDER},
+        {"page": page, "kind": kind, "endpoint_key": key, "kinds": KIND_ORDER},
     )
 
 
@@ -208,12 +209,12 @@ def _as_datetime(value):
 @permission_required(VIEW_PERM, raise_exception=True)
 def active_model(request):
     """Dashboard "Active model" card (partial)."""
-    state = health.active_vllm()
+    state = active.active_vllm()
     if state:
         state = {**state, "started_at": _as_datetime(state.get("started_at"))}
     row = (
-        health.configured_endpoints(BackendKind.VLLM)
-        .filter(key=health.VLLM_ACTIVE_KEY)
+        summary.configured_endpoints(BackendKind.VLLM)
+        .filter(key=VLLM_ACTIVE_KEY)
         .first()
     )
     if not state:
@@ -251,6 +252,6 @@ def status_json(request):
             "error": ep.last_error,
             "details": ep.details,
         }
-        for ep in health.configured_endpoints()
+        for ep in summary.configured_endpoints()
     ]
     return JsonResponse({"endpoints": data})

@@ -192,6 +192,17 @@ def has_flag(args: Sequence[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)
 
 
+def flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value vLLM will use for ``flag`` (its last ``--flag v`` / ``--flag=v``)."""
+    value = None
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
 def duplicate_flags(args: Sequence[str]) -> list[str]:
     """Flags given more than once in extra_args (vLLM takes the last; we warn)."""
     seen: dict[str, int] = {}

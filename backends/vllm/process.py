@@ -11,8 +11,13 @@ What the original got wrong and this module does instead (reference §3.4, §5.3
   process, worker or CLI run is still recognised (F3, F10);
 * readiness polls the child's exit status between requests, so an early exit is
   reported within about a second with its exit code and the log tail (F4);
-* stop signals the whole process group, waits a grace period, SIGKILLs, and
-  confirms the group is gone (F11).
+* stop SIGTERMs, waits a grace period, SIGKILLs and confirms everything is gone
+  (F11). It signals a whole process group only when that group is ours: we
+  launched the server in a new session (``ProcessIdentity.owns_group``), or,
+  where that was not recorded, the group is still the server's own session.
+  Otherwise (a server adopted from a tool that started it inside its *own*
+  group, like the original chat proxy) only the server pid and its descendants
+  are signalled, so the tool that started it survives (issue 13 §1).
 
 No Django imports; HTTP goes through ``backends.clients``.
 """
@@ -87,10 +92,18 @@ class ProcessIdentity:
     pgid: int
     create_time: float
     cmdline_hash: str
+    #: True: we launched it in a new session, so its process group is ours to
+    #: signal. False: someone else started it (adopted): never signal its group.
+    #: None: not recorded (older rows): decided by looking, see ``owned_group``.
+    owns_group: bool | None = None
 
     @classmethod
-    def of(cls, pid: int) -> ProcessIdentity | None:
-        """Read the identity of a running process, or None if it is gone."""
+    def of(cls, pid: int, *, owns_group: bool | None = False) -> ProcessIdentity | None:
+        """Read the identity of a running process, or None if it is gone.
+
+        ``owns_group`` defaults to False: a process we merely found (adoption) did
+        not get its group from us. ``spawn`` passes True.
+        """
         try:
             proc = psutil.Process(pid)
             with proc.oneshot():
@@ -106,6 +119,7 @@ class ProcessIdentity:
             pgid=pgid,
             create_time=create_time,
             cmdline_hash=cmdline_hash(cmdline),
+            owns_group=owns_group,
         )
 
     def is_alive(self) -> bool:
@@ -126,6 +140,16 @@ class ProcessIdentity:
     def group_members(self) -> list[psutil.Process]:
         """Live (non-zombie) processes in this identity's process group."""
         return group_members(self.pgid)
+
+    def same_process(self, proc: psutil.Process) -> bool:
+        """``proc`` is this identity's process (not a later one with a reused pid)."""
+        try:
+            return (
+                proc.pid == self.pid
+                and abs(proc.create_time() - self.create_time) < 0.05
+            )
+        except psutil.Error:
+            return False
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
@@ -271,7 +295,9 @@ def spawn(
     started_at = time.time()
     identity = _settled_identity(popen, list(argv))
     if identity is None:  # exited already; keep a usable identity for messages
-        identity = ProcessIdentity(popen.pid, popen.pid, 0.0, cmdline_hash(list(argv)))
+        identity = ProcessIdentity(
+            popen.pid, popen.pid, 0.0, cmdline_hash(list(argv)), owns_group=True
+        )
     return Spawned(
         popen=popen, identity=identity, log_path=log_path, started_at=started_at
     )
@@ -293,7 +319,8 @@ def _settled_identity(
         except psutil.Error:
             cmdline = []
         if (cmdline and cmdline[-1] == argv[-1]) or time.monotonic() >= deadline:
-            return ProcessIdentity.of(popen.pid)
+            # start_new_session=True: the child leads a new session and group.
+            return ProcessIdentity.of(popen.pid, owns_group=True)
         if popen.poll() is not None:
             return None
         time.sleep(0.005)
@@ -321,10 +348,14 @@ def wait_ready(
     cancelled: Callable[[], str | None] | None = None,
     on_tick: Callable[[float, str], None] | None = None,
     request_timeout: float = 1.0,
-    interval: float = 0.1,
-    max_interval: float = 0.2,
+    interval: float = 0.05,
+    max_interval: float = 0.1,
 ) -> object:
     """Poll ``check`` until ready, watching the child's exit at the same time.
+
+    Polls every 0.05 s, backing off to 0.1 s: readiness is noticed within
+    ~50 ms on average (a ``/health`` + ``/v1/models`` pair costs a few ms; at
+    0.2 s the wait alone added ~0.1 s to every activation, issue 13 §5).
 
     ``check(timeout)`` returns an object with ``.ready`` and ``.reason`` (see
     ``clients.vllm_ready``). ``exited()`` is asked between requests; an exit is
@@ -409,10 +440,70 @@ class StopResult:
     exit_code: int | None
     killed: bool  # SIGKILL was needed
     survivors: list[int]
+    #: True when the whole process group was signalled (it was ours), False when
+    #: only the server and its descendants were (adopted from someone else's group).
+    group_signalled: bool = False
 
     @property
     def clean(self) -> bool:
         return not self.survivors
+
+
+def owned_group(identity: ProcessIdentity) -> int | None:
+    """The process group ``stop`` may signal as a whole, or None.
+
+    Never a group we did not create:
+
+    * ``owns_group`` False (adopted) -> None: only the server and its descendants.
+    * the recorded group is not led by the server itself (``pgid != pid``: the
+      server was started inside its parent's group) -> None, whatever was recorded.
+    * the group's leader pid now belongs to a different process -> None: a pgid is
+      never reused while its group exists, so our group is gone and that is a
+      stranger's.
+    * ``owns_group`` None (not recorded): the group counts as ours only if it is
+      still the server's own session (every member's session id is the server's
+      pid). Only the server's descendants can be in a session it leads, so such a
+      group holds nothing of anyone else's.
+    """
+    pgid = identity.pgid
+    if identity.owns_group is False or not pgid or pgid != identity.pid:
+        return None
+    try:
+        leader = psutil.Process(pgid)
+    except psutil.NoSuchProcess:
+        leader = None
+    except psutil.Error:
+        return None
+    if leader is not None and not identity.same_process(leader):
+        return None
+    if identity.owns_group:
+        return pgid
+    for proc in group_members(pgid):
+        try:
+            if os.getsid(proc.pid) != pgid:
+                return None
+        except (ProcessLookupError, PermissionError):
+            continue
+    return pgid
+
+
+def server_processes(identity: ProcessIdentity) -> list[psutil.Process]:
+    """The server (if it is still the process we know) and all its descendants.
+
+    Also what the port check may treat as "our own server" and what the GPU
+    memory measurement sums over.
+    """
+    try:
+        proc = psutil.Process(identity.pid)
+    except psutil.Error:
+        return []
+    if not identity.same_process(proc):
+        return []
+    try:
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        children = []
+    return [p for p in [proc, *children] if _running(p)]
 
 
 def stop_group(
@@ -422,60 +513,82 @@ def stop_group(
     popen: subprocess.Popen | None = None,
     kill_wait: float = 5.0,
 ) -> StopResult:
-    """SIGTERM the whole process group, wait ``grace``, SIGKILL, confirm it is gone.
+    """SIGTERM, wait ``grace``, SIGKILL, then confirm everything is gone.
 
-    The group is only signalled while its leader is still the process we started
-    (identity) or while the group still has members (a pgid cannot be reused while
-    any member lives, so ``killpg`` cannot hit a stranger).
+    What is signalled: the server and every descendant (snapshotted before the
+    first signal, so workers orphaned by the server's exit are still stopped),
+    plus the whole process group when ``owned_group`` says it is ours. A group we
+    did not create is never signalled, so a tool that launched the server inside
+    its own group (the original chat proxy) survives the stop.
     """
-    leader_alive = identity.is_alive()
-    members = group_members(identity.pgid)
-    if not leader_alive and not members:
+    targets = _Targets(identity, popen)
+    if not targets.alive():
         return StopResult(_reap(popen), killed=False, survivors=[])
-    if not leader_alive:
-        # The leader died (or its pid was reused); only signal real group members.
-        members = [m for m in members if m.pid != identity.pid or _same(m, identity)]
-    _signal_group(identity.pgid, signal.SIGTERM, members)
-    gone_deadline = time.monotonic() + max(grace, 0.0)
-    alive = _wait_gone(identity.pgid, gone_deadline, popen)
+    targets.signal(signal.SIGTERM)
+    alive = targets.wait_gone(time.monotonic() + max(grace, 0.0))
     killed = False
     if alive:
         killed = True
-        _signal_group(identity.pgid, signal.SIGKILL, alive)
-        alive = _wait_gone(identity.pgid, time.monotonic() + kill_wait, popen)
-    return StopResult(_reap(popen), killed=killed, survivors=[p.pid for p in alive])
+        targets.signal(signal.SIGKILL)
+        alive = targets.wait_gone(time.monotonic() + kill_wait)
+    return StopResult(
+        _reap(popen),
+        killed=killed,
+        survivors=[p.pid for p in alive],
+        group_signalled=targets.group is not None,
+    )
 
 
-def _same(proc: psutil.Process, identity: ProcessIdentity) -> bool:
+class _Targets:
+    """The processes one stop is about, re-read between signals."""
+
+    def __init__(self, identity: ProcessIdentity, popen: subprocess.Popen | None):
+        self.identity = identity
+        self.popen = popen
+        self.group = owned_group(identity)
+        self.known: dict[int, psutil.Process] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        # Descendants can appear during the grace period (a worker restarting).
+        for proc in server_processes(self.identity):
+            self.known.setdefault(proc.pid, proc)
+        if self.group is not None:
+            for proc in group_members(self.group):
+                self.known.setdefault(proc.pid, proc)
+
+    def alive(self) -> list[psutil.Process]:
+        _reap(self.popen)
+        self._refresh()
+        return [p for p in self.known.values() if _running(p)]
+
+    def signal(self, sig: int) -> None:
+        if self.group is not None:
+            try:
+                os.killpg(self.group, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for proc in self.alive():
+            try:
+                if self.group is None or os.getpgid(proc.pid) != self.group:
+                    proc.send_signal(sig)  # psutil refuses a reused pid
+            except (psutil.Error, ProcessLookupError, PermissionError):
+                continue
+
+    def wait_gone(self, deadline: float) -> list[psutil.Process]:
+        while True:
+            alive = self.alive()
+            if not alive or time.monotonic() >= deadline:
+                return alive
+            time.sleep(0.05)
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Still running and still the same process (a zombie counts as gone)."""
     try:
-        return abs(proc.create_time() - identity.create_time) < 0.05
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
-
-
-def _signal_group(pgid: int, sig: int, members: Sequence[psutil.Process]) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-    # Members that moved to another group (rare) are signalled directly.
-    for proc in members:
-        try:
-            if os.getpgid(proc.pid) != pgid:
-                proc.send_signal(sig)
-        except (psutil.Error, ProcessLookupError, PermissionError):
-            continue
-
-
-def _wait_gone(
-    pgid: int, deadline: float, popen: subprocess.Popen | None
-) -> list[psutil.Process]:
-    while True:
-        _reap(popen)
-        alive = group_members(pgid)
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(0.05)
 
 
 def _reap(popen: subprocess.Popen | None) -> int | None:

@@ -357,6 +357,9 @@ IMAGEWORKS_VLLM_ENV_ALLOWLIST = [
     ).split(",")
     if v.strip()
 ]
+# GPU reading (backends/gpu.py): an explicit nvidia-smi wins; empty = NVML
+# (nvidia-ml-py, extra "gpu") if the driver loads, else nvidia-smi on PATH.
+IMAGEWORKS_NVIDIA_SMI = env("IMAGEWORKS_NVIDIA_SMI", "") or ""
 
 # Backend health
 IMAGEWORKS_OLLAMA_URL = env("IMAGEWORKS_OLLAMA_URL", "http://127.0.0.1:11434")

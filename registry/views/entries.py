@@ -109,7 +109,7 @@ def active_model_name() -> str:
 def runtime_flags() -> dict:
     """Entry name -> {installed, active, autostart} from the last health check (1 query)."""
     try:
-        from backends.health.checks import runtime_flags as flags
+        from backends.health import runtime_flags as flags
     except ImportError:  # pragma: no cover - the backends app is always installed
         return {}
     try:
@@ -122,7 +122,7 @@ def runtime_flags() -> dict:
 def autostart_command(name: str) -> list[str] | None:
     """The chat proxy's autostart argv for an entry (no database, no network)."""
     try:
-        from backends.health.checks import autostart_for
+        from backends.health import autostart_for
     except ImportError:  # pragma: no cover
         return None
     try:

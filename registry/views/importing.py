@@ -23,9 +23,8 @@ from ..services.sync import sync_registry
 def _unknown_ollama_tags() -> list[dict]:
     """Ollama tags no entry knows, when the health feature provides them."""
     try:
-        from backends.health.checks import (
-            unknown_ollama_tags,
-        )  # lazy: registry never imports backends
+        # lazy: registry never imports backends at import time
+        from backends.health import unknown_ollama_tags
     except ImportError:
         return []
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.test import override_settings
 
-from backends.vllm import service
+from backends.vllm import server
 from registry.models import ModelEntry
 from tests.backends.vllm_helpers import FAKE_ENV, FAKE_LAUNCHER, free_port, kill_fakes
 
@@ -76,7 +76,7 @@ class FakeVllmMixin:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        service._POPENS.clear()
+        server._POPENS.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
         super().tearDown()
 

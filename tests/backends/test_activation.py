@@ -12,9 +12,10 @@ from django.test import TransactionTestCase
 
 from backends.choices import ActivationState
 from backends.models import Activation
-from backends.vllm import process, service, statefile
+from backends.vllm import process, server, service, statefile
 from registry.audit import Actor
-from registry.models import ActionLog
+from registry.models import ActionLog, Job
+from registry.services.verify import GateResult
 from tests.backends.activation_fixtures import FakeVllmMixin, make_entry
 from tests.backends.vllm_helpers import FAKE_VLLM, fake_processes, wait_until
 
@@ -134,12 +135,12 @@ class ActivateStopTests(FakeVllmMixin, TransactionTestCase):
         self.assertIn("Model files not found", str(info.exception))
         a.refresh_from_db()
         self.assertEqual(a.state, ActivationState.RUNNING, a.error)  # A still serving
-        self.assertTrue(service._identity(a).is_alive())
+        self.assertTrue(server.identity(a).is_alive())
         b = service.activate(make_entry("b", self.weights), ACTOR)
         a.refresh_from_db()
         self.assertEqual(a.state, ActivationState.STOPPED)
         self.assertIn("Replaced by b", a.error)
-        self.assertFalse(service._identity(a).is_alive())
+        self.assertFalse(server.identity(a).is_alive())
         self.assertEqual(json.loads(self.state_path.read_text())["logical_name"], "b")
         self.assertEqual(len(fake_processes()), 1)
         self.assertEqual(service.current()["pid"], b.pid)
@@ -159,10 +160,9 @@ class ActivateStopTests(FakeVllmMixin, TransactionTestCase):
         ):
             service.activate(make_entry("o", self.weights, backend="ollama"), ACTOR)
         with (
-            mock.patch.object(
-                service,
-                "lock_gate",
-                return_value=service.GateCheck(False, "hash mismatch"),
+            mock.patch(
+                "backends.vllm.prepare.lock_gate",
+                return_value=GateResult(False, "hash mismatch"),
             ),
             self.assertRaisesMessage(service.ActivationRefused, "hash mismatch"),
         ):
@@ -173,7 +173,7 @@ class ActivateStopTests(FakeVllmMixin, TransactionTestCase):
         act = service.activate(make_entry("flaky", self.weights), ACTOR)
         self.assertTrue(self.state_path.exists())
         self.assertTrue(
-            wait_until(lambda: not service._identity(act).is_alive(), timeout=5)
+            wait_until(lambda: not server.identity(act).is_alive(), timeout=5)
         )
         self.assertIsNone(service.current())
         act.refresh_from_db()
@@ -270,7 +270,7 @@ class ConcurrencyTests(FakeVllmMixin, TransactionTestCase):
 class RestartTests(FakeVllmMixin, TransactionTestCase):
     def test_restart_recognises_running_server_and_can_stop_it(self):
         act = service.activate(make_entry("a", self.weights), ACTOR)
-        service._POPENS.clear()  # a new web process/worker: no in-memory handles
+        server._POPENS.clear()  # a new web process/worker: no in-memory handles
         self.state_path.unlink()  # and the file got lost
         self.assertIn("Rewrote the state file", service.adopt_or_clean()[0])
         self.assertEqual(service.current()["pid"], act.pid)
@@ -386,3 +386,14 @@ class CliTests(FakeVllmMixin, TransactionTestCase):
             (1, "Model 'an-ollama' is not served by vLLM.\n"),
         )
         self.assertEqual(fake_processes(), [])
+
+    def test_cli_is_refused_while_an_activation_job_is_queued(self):
+        make_entry("cli-model", self.weights)
+        Job.objects.create(
+            kind="activate", status="queued", user_name="bob", entry_name="other"
+        )
+        code, out, err = self.run_cli("activate-model", "cli-model")
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("Activation failed: bob is already activating other.", err)
+        self.assertEqual(fake_processes(), [])
+        self.assertFalse(Activation.objects.exists())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from unittest import mock
 
+from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from backends.choices import ActivationState
 from backends.models import Activation
 from backends.vllm import service
 from registry.models import ActionLog, Job
+from registry.services.verify import GateResult
 from tests.backends.activation_fixtures import FakeVllmMixin, make_entry
 from tests.base import BaseTestCase, PermissionMatrixMixin
 
@@ -28,7 +30,7 @@ class ActivationViewTests(FakeVllmMixin, PermissionMatrixMixin, BaseTestCase):
 
     def test_activate_permission_matrix(self):
         url = reverse("backends:activate", args=[self.entry.pk])
-        with mock.patch("backends.views.tasks.enqueue_activation") as enqueue:
+        with mock.patch("backends.tasks.enqueue_activation") as enqueue:
             enqueue.side_effect = lambda entry, actor: Job.objects.create(
                 kind="activate", entry_name=entry.name
             )
@@ -42,7 +44,7 @@ class ActivationViewTests(FakeVllmMixin, PermissionMatrixMixin, BaseTestCase):
 
     def test_stop_permission_matrix(self):
         url = reverse("backends:stop")
-        with mock.patch("backends.views.tasks.enqueue_stop") as enqueue:
+        with mock.patch("backends.tasks.enqueue_stop") as enqueue:
             enqueue.side_effect = lambda actor, name="": Job.objects.create(kind="stop")
             self.assert_post_matrix(
                 url,
@@ -81,6 +83,31 @@ class ActivationViewTests(FakeVllmMixin, PermissionMatrixMixin, BaseTestCase):
             response, "bob is already activating other-model.", status_code=409
         )
 
+    def test_queued_job_holds_the_slot_for_everyone(self):
+        Job.objects.create(
+            kind="activate", status="queued", user_name="bob", entry_name="other-model"
+        )
+        response = self.post(
+            self.operator, reverse("backends:activate", args=[self.entry.pk]), **HTMX
+        )
+        self.assertEqual(response.status_code, 409)
+        self.assertContains(
+            response, "bob is already activating other-model.", status_code=409
+        )
+        self.assertEqual(Job.objects.count(), 1)
+        Job.objects.update(kind="stop", entry_name="")
+        response = self.post(
+            self.operator, reverse("backends:activate", args=[self.entry.pk])
+        )
+        self.assertRedirects(
+            response, self.entry.get_absolute_url(), fetch_redirect_response=False
+        )
+        self.assertIn(
+            "bob is already stopping the active model.",
+            [str(m) for m in get_messages(response.wsgi_request)],
+        )
+        self.assertEqual(Job.objects.count(), 1)
+
     def test_drawer_panel_shows_command_cli_and_disabled_reasons(self):
         from django.template.loader import render_to_string
         from django.test import RequestFactory
@@ -109,8 +136,9 @@ class ActivationViewTests(FakeVllmMixin, PermissionMatrixMixin, BaseTestCase):
             'disabled aria-disabled="true" data-shortcut="activate" data-reason="Only vLLM models can be activated"',
             html,
         )
-        with mock.patch.object(
-            service, "lock_gate", return_value=service.GateCheck(False, "hash mismatch")
+        with mock.patch(
+            "backends.vllm.prepare.lock_gate",
+            return_value=GateResult(False, "hash mismatch"),
         ):
             html = render_to_string(
                 "backends/drawer_activation.html",

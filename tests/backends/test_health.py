@@ -9,14 +9,14 @@ import os
 import socket
 import threading
 import time
-from contextlib import redirect_stdout
+from contextlib import contextmanager, redirect_stdout
 from types import SimpleNamespace
 from unittest import mock
 
 from django.test import TestCase, override_settings
 
+from backends import clients, health
 from backends.choices import HealthStatus
-from backends.health import checks as health
 from backends.health import cli as health_cli
 from backends.health import tasks as health_tasks
 from backends.models import BackendEndpoint
@@ -264,9 +264,7 @@ class ConcurrencyTests(FakeTestCase):
         def stuck(*args, **kwargs):  # e.g. a DNS lookup that ignores timeouts
             release.wait(10)
 
-        with mock.patch.object(
-            health.clients, "probe_openai_compatible", side_effect=stuck
-        ):
+        with mock.patch.object(clients, "probe_openai_compatible", side_effect=stuck):
             start = time.monotonic()
             report = health.check_all(["lmdeploy"], timeout=0.3)
             elapsed = time.monotonic() - start
@@ -337,9 +335,9 @@ class OllamaReconciliationTests(FakeTestCase):
 
     def test_tags_failing_but_version_answering_is_degraded(self):
         with mock.patch.object(
-            health.clients,
+            clients,
             "_ollama_ps",
-            side_effect=health.clients.ProbeFailure("error", "HTTP 500 from ps"),
+            side_effect=clients.ProbeFailure("error", "HTTP 500 from ps"),
         ):
             health.check_all(["ollama"])
         row = BackendEndpoint.objects.get(key=f"ollama:{self.fake.url}")
@@ -433,9 +431,15 @@ class VllmTests(FakeTestCase):
         self.addCleanup(path.unlink, missing_ok=True)
         self.assertTrue(str(path).startswith(str(settings.IMAGEWORKS_STAGING_DIR)))
 
+    @contextmanager
     def no_service(self):
-        """Pretend the activation service is not there (state file fallback)."""
-        return mock.patch.object(health, "vllm_service", return_value=None)
+        """The activation service fails: health falls back to the state file."""
+        down = RuntimeError("activation service unavailable")
+        with (
+            mock.patch("backends.health.active.current", side_effect=down),
+            mock.patch("backends.health.active.adopt_or_clean", side_effect=down),
+        ):
+            yield
 
     def test_active_model_from_state_file(self):
         fake = self.start(FakeOpenAI(models=["gpt-oss-20b"]))
@@ -481,7 +485,15 @@ class VllmTests(FakeTestCase):
             },
             reconcile=lambda: calls.append("reconcile"),
         )
-        with mock.patch.object(health, "vllm_service", return_value=service):
+        with (
+            mock.patch(
+                "backends.health.active.current", side_effect=lambda: service.current()
+            ),
+            mock.patch(
+                "backends.health.active.adopt_or_clean",
+                side_effect=lambda: service.reconcile(),
+            ),
+        ):
             row = health.check_all(["vllm"]).endpoints[0]
             self.assertEqual(calls, ["reconcile"])
             self.assertEqual(row.status, HealthStatus.ONLINE)

@@ -8,7 +8,7 @@ from unittest import mock
 from django.test import TestCase, override_settings
 from django.urls import reverse
 
-from backends.health import checks as health
+from backends import health
 from backends.models import BackendEndpoint, HealthTransition
 from tests.base import PermissionMatrixMixin
 from tests.fakes.fake_ollama import FakeOllama
@@ -88,7 +88,7 @@ class HealthViewTests(PermissionMatrixMixin, TestCase):
         self.assertIn("Not in the registry: <code>extra:1b</code>", html)
         self.assertIn("Check now", html)
         # Fresh result: a second load does not probe again.
-        with mock.patch.object(health, "check_all") as check:
+        with mock.patch("backends.health.check.check_all") as check:
             client.get(reverse("health:card", args=["ollama"]))
         check.assert_not_called()
 
@@ -159,7 +159,7 @@ class ActiveModelCardTests(PermissionMatrixMixin, TestCase):
         cls.make_personas()
 
     def test_no_active_model(self):
-        with mock.patch.object(health, "vllm_service", return_value=None):
+        with mock.patch("backends.health.active.current", return_value=None):
             html = (
                 self.client_for(self.viewer)
                 .get(reverse("health:active_model"))
@@ -177,8 +177,7 @@ class ActiveModelCardTests(PermissionMatrixMixin, TestCase):
             "pid": None,
             "started_at": 1767225600.0,
         }
-        service = mock.Mock(spec=["current"], current=mock.Mock(return_value=state))
-        with mock.patch.object(health, "vllm_service", return_value=service):
+        with mock.patch("backends.health.active.current", return_value=state):
             health.check_all(["vllm"])
             html = (
                 self.client_for(self.viewer)

@@ -17,9 +17,8 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from backends import tasks
+from backends import health, tasks
 from backends.choices import ActivationState, HealthStatus
-from backends.health import checks as health
 from backends.models import Activation
 from backends.vllm import service, statefile
 from backends.vllm.command import VllmConfig

@@ -191,3 +191,97 @@ def _wait_listening(port, timeout=5.0):
             return True
         time.sleep(0.05)
     return False
+
+
+# --- whose process group is it? (issue 13 §1) ------------------------------------
+
+
+def test_spawned_server_owns_its_group_and_adopted_ones_do_not(tmp_path):
+    cfg, spec, sp = start(tmp_path)
+    wait(cfg, spec, sp)
+    assert sp.identity.owns_group is True
+    assert process.owned_group(sp.identity) == sp.identity.pgid
+    # A row recorded before ownership was stored: decided by looking (own session).
+    assert process.owned_group(replace(sp.identity, owns_group=None)) == sp.popen.pid
+    # Found rather than launched (adoption): never its group, whatever it looks like.
+    found = process.ProcessIdentity.of(sp.popen.pid)
+    assert found.owns_group is False and process.owned_group(found) is None
+    # A group whose leader pid now belongs to another process is not ours.
+    reused = replace(sp.identity, create_time=sp.identity.create_time - 100)
+    assert process.owned_group(reused) is None
+    process.stop_group(sp.identity, grace=1.0, popen=sp.popen)
+
+
+def test_server_inside_someone_elses_group_is_stopped_alone(tmp_path):
+    """Legacy identity (owns_group unknown) of a server sharing its parent's group."""
+    port = free_port()
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            str(FAKE_VLLM.parent / "fake_chat_proxy.py"),
+            "--state",
+            str(tmp_path / "active_vllm.json"),
+            "--name",
+            "m",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--sibling",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        pids = {}
+        for line in parent.stdout:
+            word, _, rest = line.strip().partition(" ")
+            if word == "READY":
+                break
+            pids[word] = int(rest)
+        ident = process.ProcessIdentity.of(pids["SERVER"], owns_group=None)
+        assert ident.pgid == parent.pid != ident.pid
+        assert process.owned_group(ident) is None
+        workers = [p.pid for p in psutil.Process(ident.pid).children()]
+        res = process.stop_group(ident, grace=2.0)
+        assert res.clean and not res.group_signalled
+        assert parent.poll() is None
+        assert psutil.pid_exists(pids["SIBLING"])
+        assert not any(_running(p) for p in [ident.pid, *workers])
+    finally:
+        os.killpg(parent.pid, 9)
+        parent.wait()
+
+
+def test_descendants_that_left_our_group_are_stopped_too(tmp_path):
+    cfg, spec, sp = start(
+        tmp_path, {"FAKE_VLLM_WORKERS": "2", "FAKE_VLLM_WORKER_SESSION": "1"}
+    )
+    wait(cfg, spec, sp)
+    server = psutil.Process(sp.popen.pid)
+    deadline = time.monotonic() + 5
+    while len(server.children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = server.children()
+    try:
+        assert all(os.getpgid(w.pid) != sp.identity.pgid for w in workers)
+        res = process.stop_group(sp.identity, grace=2.0, popen=sp.popen)
+        assert res.clean and res.group_signalled
+        assert not any(_running(w) for w in workers)
+    finally:
+        for w in workers:
+            try:
+                w.kill()
+            except psutil.Error:
+                pass
+
+
+def _running(proc: psutil.Process | int) -> bool:
+    """Alive and not a zombie (an orphan may wait a moment to be reaped)."""
+    try:
+        if isinstance(proc, int):
+            proc = psutil.Process(proc)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

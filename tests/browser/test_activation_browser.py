@@ -17,7 +17,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from backends.vllm import service
+from backends.vllm import server
 from tests.backends.activation_fixtures import make_entry
 from tests.backends.vllm_helpers import (
     FAKE_ENV,
@@ -56,7 +56,7 @@ def fake_vllm(settings, tmp_path, monkeypatch, transactional_db):
     entries = {name: make_entry(name, weights) for name in (MODEL, OTHER)}
     yield entries
     kill_fakes()
-    service._POPENS.clear()
+    server._POPENS.clear()
 
 
 def row(page, entry):

@@ -201,6 +201,7 @@ def test_sorting_and_paging_swap_the_table_and_keep_real_links(
     assert_no_full_load(page)
 
 
+@pytest.mark.smoke
 def test_selecting_a_row_opens_the_drawer_with_its_own_url(
     logged_in_page, live_server, models
 ):

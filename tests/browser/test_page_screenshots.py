@@ -86,7 +86,7 @@ def test_screenshots_of_the_main_pages(
 
     # With an active model, the Dashboard card names it (logical name, served id, port).
     # pid 4242 is not ours: keep the service from cleaning the row up as dead.
-    monkeypatch.setattr("backends.vllm.service.adopt_or_clean", lambda *a, **k: None)
+    monkeypatch.setattr("backends.vllm.status.adopt_or_clean", lambda *a, **k: None)
     Activation.objects.create(
         entry=qwen,
         logical_name=qwen.name,

@@ -193,7 +193,7 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
             yield name, reverse(name, kwargs=self.kwargs_for(name, pattern))
 
     def request(self, client: Client, method: str, url: str, data=None):
-        with quiet_request_log(), mock.patch("backends.health.checks.check_all"):
+        with quiet_request_log(), mock.patch("backends.health.check.check_all"):
             return client.generic(
                 method,
                 url,

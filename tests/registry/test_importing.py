@@ -243,7 +243,7 @@ class ImportViewTests(SampleRegistryMixin, PermissionMatrixMixin, TestCase):
                 }
             ]
         )
-        with mock.patch("backends.health.checks.unknown_ollama_tags", fake):
+        with mock.patch("backends.health.unknown_ollama_tags", fake):
             response = client.get(reverse("registry:import_start"))
         self.assertContains(response, 'name="tags" value="phi4:14b"')
 

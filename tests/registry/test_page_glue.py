@@ -74,7 +74,7 @@ class HealthCardNeverFailsTests(PersonaMixin, TestCase):
 
     def test_a_locked_database_during_the_refresh_shows_the_stored_status(self):
         with mock.patch(
-            "backends.health.checks.refresh_if_stale",
+            "backends.health.check.refresh_if_stale",
             side_effect=OperationalError("database table is locked"),
         ):
             response = self.client_for(self.viewer).get(

@@ -1,0 +1,128 @@
+"""Queries for the UI, the CLI and health: the current model and the slot's status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from backends.choices import ActivationState
+from backends.models import Activation
+from registry.models import Job
+
+from .reconcile import adopt_or_clean
+from .slot import ACTIVATE_JOB, SLOT, live_activation, pending_job, state_dict
+
+
+def current() -> dict[str, Any] | None:
+    """The active model's five-field state, or None (after reconciling with reality)."""
+    adopt_or_clean()
+    live = live_activation()
+    if live is None or live.state != ActivationState.RUNNING:
+        return None
+    return state_dict(live)
+
+
+@dataclass
+class SlotStatus:
+    """What the status partial shows. ``terminal`` = nothing in flight (stop polling)."""
+
+    state: str  # "idle" | starting | running | stopping | stopped | failed | "queued"
+    label: str
+    logical_name: str = ""
+    user_name: str = ""
+    elapsed_s: float | None = None
+    port: int | None = None
+    pid: int | None = None
+    error: str = ""
+    activation: Activation | None = None
+    job: Job | None = None
+    terminal: bool = True
+    extra: dict = field(default_factory=dict)
+    # The machine running a local-mode server launched elsewhere ("" = this one).
+    elsewhere: str = ""
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == ActivationState.RUNNING
+
+    @property
+    def token(self) -> str:
+        """Changes whenever what the status partial shows changes (cheap watch polling)."""
+        act = (
+            f"{self.activation.pk}:{self.activation.state}" if self.activation else "-"
+        )
+        job = f"{self.job.pk}:{self.job.status}" if self.job else "-"
+        return f"{self.state}|{act}|{job}"
+
+
+_LIVE_LABELS = {
+    ActivationState.STARTING: "Activating…",
+    ActivationState.RUNNING: "Active",
+    ActivationState.STOPPING: "Stopping…",
+}
+
+
+def status() -> SlotStatus:
+    """Cheap (database only) status of the vLLM slot for polling."""
+    pending = pending_job()
+    live = live_activation()
+    now = timezone.now()
+    if live is not None:
+        return _live_status(live, pending, now)
+    if pending is not None:
+        label = "Activating…" if pending.kind == ACTIVATE_JOB else "Stopping…"
+        return SlotStatus(
+            state="queued",
+            label=label,
+            logical_name=pending.entry_name,
+            user_name=pending.user_name,
+            elapsed_s=(now - pending.created).total_seconds(),
+            job=pending,
+            terminal=False,
+        )
+    last = Activation.objects.filter(slot=SLOT).first()
+    if last is None:
+        return SlotStatus(state="idle", label="No model active")
+    label = "Failed" if last.state == ActivationState.FAILED else "Stopped"
+    return SlotStatus(
+        state=last.state,
+        label=label,
+        logical_name=last.logical_name,
+        user_name=last.user_name,
+        error=last.error if last.state == ActivationState.FAILED else "",
+        activation=last,
+        extra={"exit_code": last.exit_code},
+    )
+
+
+def _live_status(live: Activation, pending: Job | None, now: datetime) -> SlotStatus:
+    """Activating / Active / Stopping, with how long (since requested, or since ready)."""
+    since = (
+        live.requested_at
+        if live.state == ActivationState.STARTING
+        else live.last_updated
+    )
+    elapsed = (
+        now
+        - (
+            live.requested_at
+            if live.state != ActivationState.RUNNING
+            else (live.ready_at or since)
+        )
+    ).total_seconds()
+    return SlotStatus(
+        state=live.state,
+        label=_LIVE_LABELS[live.state],
+        logical_name=live.logical_name,
+        user_name=live.user_name,
+        elapsed_s=max(elapsed, 0.0),
+        port=live.port,
+        pid=live.pid,
+        activation=live,
+        job=pending,
+        terminal=live.state == ActivationState.RUNNING and pending is None,
+        elsewhere=live.host_name if live.launched_elsewhere else "",
+    )
