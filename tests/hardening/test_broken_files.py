@@ -251,11 +251,18 @@ def web_message_failure(case: str, layer: str, surface: str) -> str:
     return VALUE_CASES.get(case) or UNGUARDED.get(surface) or WORDING
 
 
+#: The fast lane (``./scripts/test``) runs every case on these cells; the full lane
+#: (``--all``, CI) runs the whole matrix (~15 minutes on two cores).
+FAST_CELLS = {("curated", "models-page"), ("discovered", "edit-confirm")}
+
+
 def _marked(params, failure):
     out = []
     for values in params:
         reason = failure(*values)
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        if tuple(values[1:]) not in FAST_CELLS:
+            marks.append(pytest.mark.slow)
         out.append(pytest.param(*values, marks=marks, id="-".join(values)))
     return out
 
