@@ -355,7 +355,13 @@ def _database_message(exc: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point; returns the exit code."""
+    """Console-script entry point; returns the exit code.
+
+    Every failure is one line on stderr, never a traceback: a broken registry file
+    (``LayerParseError``: bad JSON, not a list, a directory...) exits 2 like the other
+    "fix the input" errors; other registry errors exit 1; anything unexpected is one
+    line too, exit 1 (``IMAGEWORKS_CLI_TRACEBACK=1`` shows the traceback).
+    """
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageworks_site.settings")
     import django
 
@@ -369,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from django.db import DatabaseError, InterfaceError
 
-    from registry.layers import RegistryError
+    from registry.layers import LayerParseError, RegistryError
 
     # sync logs a failed reload as a warning; the CLI prints the same error itself.
     logging.getLogger("registry.services.sync").setLevel(logging.ERROR)
@@ -380,14 +386,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     func: Callable[[argparse.Namespace], int | None] = args.func
     try:
+        warning = ""
         if func not in OWN_COMMANDS:
             # Plugin commands run services that re-read the files themselves; a broken
-            # registry is their error to report, here it is only a warning.
-            presync(strict=False)
+            # registry is their error to report (one line), a warning only when the
+            # command works without the registry (show-backends, current-model...).
+            from registry.services.sync import sync_registry
+
+            warning = sync_registry(_actor(), explicit=False).error
         code = func(args)
+        if warning:
+            _err(f"warning: {warning}")
     except CliError as exc:
         _err(str(exc))
         return exc.code
+    except LayerParseError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
     except RegistryError as exc:
         _err(str(exc))
         return EXIT_ERROR
@@ -404,6 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, no traceback
+        if os.environ.get("IMAGEWORKS_CLI_TRACEBACK"):
+            raise
+        lines = str(exc).strip().splitlines()
+        _err(f"Unexpected error ({type(exc).__name__}): {lines[0] if lines else ''}")
+        return EXIT_ERROR
     return int(code or 0)
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from imageworks_site.client_ip import parse_networks as _parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -167,10 +169,14 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_path("IMAGEWORKS_SQLITE_PATH", VAR_DIR / "imageworks.sqlite3"),
             "OPTIONS": {
-                # WAL lets readers (web) and a writer (worker) work at once.
+                # WAL lets readers (web) and a writer (worker) work at once. Writers
+                # queue: IMMEDIATE takes the write lock at BEGIN (no deadlocking
+                # read-then-write upgrades), and the busy timeout must outlast the
+                # longest write transaction (a big sync), or a waiting request would
+                # answer 503 while the database is merely busy.
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
                 "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
+                "timeout": env_float("IMAGEWORKS_SQLITE_BUSY_TIMEOUT", 60.0),
             },
         }
     }
@@ -196,6 +202,20 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Behind a reverse proxy every request comes from the proxy: without this all users
+# share one address and five bad passwords from anyone lock a user out for everyone.
+# X-Forwarded-For is believed only from these proxies (addresses or networks,
+# comma-separated); see docs/deploy.md. Empty: the peer address is the client.
+try:
+    IMAGEWORKS_TRUSTED_PROXIES = [
+        str(net)
+        for net in _parse_networks(
+            (env("IMAGEWORKS_TRUSTED_PROXIES", "") or "").split(",")
+        )
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"IMAGEWORKS_TRUSTED_PROXIES: {exc}") from None
+AXES_CLIENT_IP_CALLABLE = "imageworks_site.client_ip.client_ip"
 
 SESSION_COOKIE_AGE = env_int("IMAGEWORKS_SESSION_AGE", 60 * 60 * 12)
 SESSION_COOKIE_HTTPONLY = True
