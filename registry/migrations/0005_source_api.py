@@ -4,20 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0004_drop_stored_merged'),
+        ("registry", "0004_drop_stored_merged"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='actionlog',
-            name='source',
-            field=models.CharField(choices=[('web', 'Web'), ('cli', 'CLI'), ('schedule', 'Schedule'), ('system', 'System'), ('api', 'API')], default='web', max_length=16),
+            model_name="actionlog",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("web", "Web"),
+                    ("cli", "CLI"),
+                    ("schedule", "Schedule"),
+                    ("system", "System"),
+                    ("api", "API"),
+                ],
+                default="web",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='job',
-            name='source',
-            field=models.CharField(choices=[('web', 'Web'), ('cli', 'CLI'), ('schedule', 'Schedule'), ('system', 'System'), ('api', 'API')], default='web', max_length=16),
+            model_name="job",
+            name="source",
+            field=models.CharField(
+                choices=[
+                    ("web", "Web"),
+                    ("cli", "CLI"),
+                    ("schedule", "Schedule"),
+                    ("system", "System"),
+                    ("api", "API"),
+                ],
+                default="web",
+                max_length=16,
+            ),
         ),
     ]
