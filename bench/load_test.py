@@ -45,7 +45,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,12 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.owned import (  # noqa: E402
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+)
+
 PY = sys.executable
 VENV_BIN = Path(PY).parent
 FAKE_VLLM = REPO / "tests" / "fakes" / "fake_vllm.py"
@@ -85,12 +90,6 @@ LOCKS = ["locked", "unlocked"]
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_registry(reg: Path, models: Path, entries: int) -> None:
@@ -138,22 +137,6 @@ print(json.dumps({
     "pks": pks,
 }))
 """
-
-
-def create_pg_database(pg_url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return pg_url.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_pg_database(pg_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -570,13 +553,13 @@ def main() -> int:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    db_name = f"imageworks_load_{os.getpid()}"
+    db_name = ""
+    # Our own task queue name: the Redis list ``django_q:<name>:q`` is ours alone,
+    # whoever else uses that Redis database; only that key is deleted at the end.
+    env["IMAGEWORKS_Q_CLUSTER_NAME"] = owner.replace("-", "_")
     if args.db == "postgres":
-        env["DATABASE_URL"] = create_pg_database(args.pg_url, db_name)
+        db_name, env["DATABASE_URL"] = create_pg_database(args.pg_url, "iw_load")
         env["IMAGEWORKS_REDIS_URL"] = args.redis_url
-        import redis
-
-        redis.Redis.from_url(args.redis_url).flushdb()  # our own scratch DB (14)
     else:
         env["IMAGEWORKS_SQLITE_PATH"] = str(var / "load.sqlite3")
 
@@ -663,7 +646,12 @@ def main() -> int:
         killed = kill_fakes(owner)
         if killed:
             print(f"killed {killed} leftover fake vLLM process(es)")
-        if args.db == "postgres" and not args.keep:
+        if args.db == "postgres":
+            import redis
+
+            queue_key = f"django_q:{env['IMAGEWORKS_Q_CLUSTER_NAME']}:q"
+            redis.Redis.from_url(args.redis_url).delete(queue_key)
+        if db_name and not args.keep:
             drop_pg_database(args.pg_url, db_name)
         if args.keep:
             print(
