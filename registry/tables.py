@@ -10,6 +10,7 @@ from django.utils.safestring import mark_safe
 
 from .export import SafeExportTableMixin
 from .models import ActionLog, ModelEntry
+from .table_plan import PlannedRowsMixin
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
@@ -58,7 +59,7 @@ def _row_attrs_selected(record, table):
     return "selected" if record.pk == getattr(table, "selected_pk", None) else ""
 
 
-class ModelEntryTable(SafeExportTableMixin, tables.Table):
+class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
     name = tables.Column(
         verbose_name="Logical Name",
         attrs={"th": {"class": "col-name"}, "td": {"class": "col-name"}},
@@ -221,30 +222,43 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
         label = "unknown" if value is None else ("yes" if value else "no")
         return format_html('<span class="yn {}">{}</span>', label, label)
 
-    export_getters = {
-        "name": lambda table, r: r.name,
-        "display_name": lambda table, r: r.display_name,
-        "backend": lambda table, r: r.backend,
-        "roles": lambda table, r: ", ".join(r.roles or []),
-        "capabilities": lambda table, r: ", ".join(r.capability_flags),
-        "locked": lambda table, r: "locked" if r.locked else "unlocked",
-        "aggregate_sha256": lambda table, r: r.aggregate_sha256,
-        "installed": lambda table, r: (
-            "unknown" if r.installed is None else ("yes" if r.installed else "no")
+    export_fields = {
+        "name": (("name",), lambda table, name: name),
+        "display_name": (("display_name",), lambda table, display: display),
+        "backend": (("backend",), lambda table, backend: backend),
+        "roles": (("roles",), lambda table, roles: ", ".join(roles or [])),
+        "capabilities": (
+            tuple(f"cap_{cap}" for cap, _glyph in CAPABILITY_GLYPHS),
+            lambda table, *flags: ", ".join(
+                cap
+                for (cap, _glyph), on in zip(CAPABILITY_GLYPHS, flags, strict=True)
+                if on
+            ),
         ),
-        "active": lambda table, r: (
-            "yes"
-            if (table.active_name and table.active_name == r.name)
-            or (
-                r.backend != "vllm"
-                and (table.runtime_flags.get(r.name) or {}).get("active")
-            )
-            else ""
-        ),
+        "locked": (("locked",), lambda table, locked: _lock_word(locked)),
+        "aggregate_sha256": (("aggregate_sha256",), lambda table, sha: sha),
+        "installed": (("installed",), lambda table, value: _installed_word(value)),
+        "active": (("name", "backend"), lambda table, n, b: table.active_word(n, b)),
     }
 
+    def active_word(self, name: str, backend: str) -> str:
+        """ "yes" for the live vLLM model and for models a server reports loaded."""
+        if self.active_name and self.active_name == name:
+            return "yes"
+        if backend != "vllm" and (self.runtime_flags.get(name) or {}).get("active"):
+            return "yes"
+        return ""
 
-class ActionLogTable(SafeExportTableMixin, tables.Table):
+
+def _lock_word(locked: bool) -> str:
+    return "locked" if locked else "unlocked"
+
+
+def _installed_word(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+class ActionLogTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
     time = tables.DateTimeColumn(
         format="Y-m-d H:i:s", attrs={"td": {"class": "mono nowrap"}}
     )

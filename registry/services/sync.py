@@ -23,6 +23,7 @@ from ..audit import Actor, record
 from ..choices import Action, ChangeKind, Layer, Outcome, Provenance
 from ..diffing import diff_entries
 from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
+from ..version import bump as bump_registry_version
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def _sync(
         return result
     with transaction.atomic():
         result = _apply(registry, actor, action)
+        bump_registry_version()  # caches keyed on the version see this commit
         _save_layer_files(registry, _snapshot_current(registry, result))
         if action is None and (explicit or result.changed_anything):
             result.action = record(
@@ -683,6 +685,7 @@ def record_entry_write(
                 EntryChange.objects.bulk_create(history)
                 result.history_ids = [h.pk for h in history if h.pk]
             result.changed.append(row.name)
+            bump_registry_version()  # caches keyed on the version see this commit
         result.unchanged = ModelEntry.objects.count() - len(result.changed)
         for key, info in spliced.files.items():
             current = key != layers.SNAPSHOT or spliced.snapshot_current

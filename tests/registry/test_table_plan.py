@@ -1,0 +1,87 @@
+"""Planned rows render exactly what django-tables2's own per-cell path renders."""
+
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.test import TestCase
+from django_tables2.rows import BoundRow
+
+from registry.audit import Actor, record
+from registry.choices import Action, Outcome
+from registry.models import ActionLog, ModelEntry
+from registry.table_plan import PlannedRowsMixin
+from registry.tables import ActionLogTable, ModelEntryTable
+from tests.registry.page_fixtures import seed_scenario
+from tests.utils import create_model_entry
+
+
+def planned(table) -> list:
+    return [
+        (row.attrs.as_html(), [(td, str(cell)) for td, cell in row.planned_cells])
+        for row in table.rows
+    ]
+
+
+def by_django_tables2(table) -> list:
+    """The per-cell path the template used before: row.items() and column.attrs."""
+    out = []
+    for record_ in table.data:
+        row = BoundRow(record_, table=table)
+        cells = [(col.attrs["td"].as_html(), str(cell)) for col, cell in row.items()]
+        out.append((row.attrs.as_html(), cells))
+    return out
+
+
+class PlannedRowsTests(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        seed_scenario()
+        create_model_entry(
+            "odd-one",
+            display_name="",  # empty value: the column default
+            roles=["a", "b", "c", "d", "e"],
+            aggregate_sha256="",
+            installed=None,
+            deprecated=True,
+            testing=True,
+        )
+        actor = Actor.system("plan-test")
+        record(actor, Action.SYNC, message="reloaded", duration_ms=1500)
+        record(
+            actor,
+            Action.VERIFY,
+            entry=ModelEntry.objects.first(),
+            entry_name=ModelEntry.objects.first().name,
+            outcome=Outcome.FAILED,
+            message="=cmd",
+            duration_ms=12,
+        )
+
+    def assert_same(self, make_table):
+        expected = by_django_tables2(make_table())
+        self.assertEqual(planned(make_table()), expected)
+        self.assertTrue(expected)
+
+    def test_the_models_table_renders_like_django_tables2(self):
+        queryset = ModelEntry.objects.order_by("name")
+
+        def make():
+            table = ModelEntryTable(
+                queryset, selected_pk=queryset[1].pk, detail_query="q=x"
+            )
+            table.active_name = queryset[0].name
+            table.runtime_flags = {queryset[2].name: {"active": True}}
+            return table
+
+        self.assert_same(make)
+
+    def test_the_action_log_table_renders_like_django_tables2(self):
+        self.assert_same(lambda: ActionLogTable(ActionLog.objects.all()))
+
+    def test_columns_it_cannot_plan_use_django_tables2s_path(self):
+        class Linked(PlannedRowsMixin, tables.Table):
+            name = tables.Column(linkify=True)
+            display = tables.Column(accessor="display_name")
+            backend = tables.Column(attrs={"td": {"data-value": lambda value: value}})
+
+        self.assert_same(lambda: Linked(ModelEntry.objects.order_by("name")))
