@@ -85,10 +85,47 @@ def manage(env: dict, *args: str, timeout: float = 900) -> str:
     return out.stdout
 
 
+class ServerCpu:
+    """CPU time the server spent (gunicorn workers + their PostgreSQL backends), in
+    ns, from ``/proc/<pid>/task/*/schedstat``: unlike wall time, it does not grow when
+    other work on the machine delays the request."""
+
+    def __init__(self, gunicorn_pid: int, db_name: str | None):
+        import psutil
+
+        self.master = psutil.Process(gunicorn_pid)
+        self.db_marker = f" {db_name} " if db_name else None
+
+    def pids(self) -> set[int]:
+        import psutil
+
+        pids = {p.pid for p in self.master.children(recursive=True)}
+        if self.db_marker:
+            for proc in psutil.process_iter(["name", "cmdline"]):
+                cmd = " ".join(proc.info["cmdline"] or []) + " "
+                if cmd.startswith("postgres: ") and self.db_marker in cmd:
+                    pids.add(proc.pid)
+        return pids
+
+    @staticmethod
+    def used(pids: set[int]) -> dict[int, int]:
+        used = {}
+        for pid in pids:
+            total = 0
+            for task in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+                try:
+                    total += int(task.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pass
+            used[pid] = total
+        return used
+
+
 class Browser:
     """One signed-in browser behind a TLS proxy: Secure cookies kept by hand."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, cpu: ServerCpu | None = None):
+        self.cpu = cpu
         self.cookies: dict[str, str] = {}
         self.client = httpx.Client(
             base_url=base,
@@ -127,23 +164,36 @@ class Browser:
         if response.status_code != 302:
             raise SystemExit(f"login failed: {response.status_code}")
 
-    def timed(self, url: str, headers=None) -> tuple[float, int]:
+    def timed(self, url: str, headers=None) -> tuple[float, int, float]:
+        """(wall ms, bytes, server CPU ms) of one GET."""
+        pids = self.cpu.pids() if self.cpu else set()
+        before = ServerCpu.used(pids)
         start = time.perf_counter()
         response = self.request("GET", url, headers=headers)
         elapsed = (time.perf_counter() - start) * 1000
         if response.status_code != 200:
             raise SystemExit(f"GET {url} -> {response.status_code}")
-        return elapsed, len(response.content)
+        cpu = 0.0
+        if self.cpu:
+            after = ServerCpu.used(pids | self.cpu.pids())
+            cpu = sum(ns - before.get(pid, 0) for pid, ns in after.items()) / 1e6
+        return elapsed, len(response.content), cpu
 
 
 @dataclass
 class Series:
     times: list[float] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
 
-    def add(self, sample: tuple[float, int]) -> None:
+    def add(self, sample: tuple[float, int, float]) -> None:
         self.times.append(sample[0])
         self.sizes.append(sample[1])
+        self.cpus.append(sample[2])
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpus)
 
     @property
     def size(self) -> float:
@@ -186,7 +236,7 @@ def pairs(i: int, pks: list[int]) -> list[tuple[str, tuple, tuple | None]]:
 
 
 def measure(browser: Browser, samples: int, pks: list[int]) -> dict:
-    results: dict[str, tuple[Series, Series, list[float]]] = {}
+    results: dict[str, tuple[Series, Series, list[float], list[float]]] = {}
     for i in range(3):  # warm-up: templates, caches, connections
         for _label, ours, admin in pairs(i, pks):
             browser.timed(*ours)
@@ -194,7 +244,9 @@ def measure(browser: Browser, samples: int, pks: list[int]) -> dict:
                 browser.timed(*admin)
     for i in range(samples):
         for label, ours, admin in pairs(i, pks):
-            mine, theirs, ratios = results.setdefault(label, (Series(), Series(), []))
+            mine, theirs, ratios, cpu_ratios = results.setdefault(
+                label, (Series(), Series(), [], [])
+            )
             order = [("ours", ours), ("admin", admin)]
             if i % 2:
                 order.reverse()
@@ -207,33 +259,38 @@ def measure(browser: Browser, samples: int, pks: list[int]) -> dict:
             if "admin" in took:
                 theirs.add(took["admin"])
                 ratios.append(took["ours"][0] / took["admin"][0])
+                cpu_ratios.append(took["ours"][2] / max(took["admin"][2], 0.001))
     return results
 
 
 def report(results: dict, title: str) -> None:
     print(f"\n=== {title} ===")
     head = (
-        f"{'request':<22}{'ours med':>9}{'p95':>7}{'spread':>12}{'KB':>7}"
-        f"{'admin med':>10}{'p95':>7}{'spread':>12}{'KB':>7}{'ratio':>7}{'pairwise':>9}"
+        f"{'request':<22}{'ours ms':>8}{'p95':>6}{'spread':>12}{'cpu':>6}{'KB':>6}"
+        f"{'admin ms':>9}{'p95':>6}{'spread':>12}{'cpu':>6}{'KB':>6}"
+        f"{'ratio':>7}{'pairs':>7}{'cpu':>7}"
     )
     print(head)
     print("-" * len(head))
-    for label, (mine, theirs, ratios) in results.items():
+    for label, (mine, theirs, ratios, cpu_ratios) in results.items():
         line = (
-            f"{label:<22}{mine.median:9.1f}{mine.p95:7.0f}{mine.spread:>12}"
-            f"{mine.size / 1024:7.0f}"
+            f"{label:<22}{mine.median:8.1f}{mine.p95:6.0f}{mine.spread:>12}"
+            f"{mine.cpu:6.0f}{mine.size / 1024:6.0f}"
         )
         if theirs.times:
             line += (
-                f"{theirs.median:10.1f}{theirs.p95:7.0f}{theirs.spread:>12}"
-                f"{theirs.size / 1024:7.0f}{mine.median / theirs.median:6.2f}x"
-                f"{statistics.median(ratios):8.2f}x"
+                f"{theirs.median:9.1f}{theirs.p95:6.0f}{theirs.spread:>12}"
+                f"{theirs.cpu:6.0f}{theirs.size / 1024:6.0f}"
+                f"{mine.median / theirs.median:6.2f}x"
+                f"{statistics.median(ratios):6.2f}x"
+                f"{statistics.median(cpu_ratios):6.2f}x"
             )
         print(line)
     print(
-        "ms; ratio = ours median / admin median; pairwise = median of each round's "
-        "ours/admin. Host load average now "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."
+        "ms: wall time per request, median; cpu: server CPU ms (gunicorn worker + its "
+        "PostgreSQL backend), median; ratio: ours/admin of the wall medians; pairs: "
+        "median of each round's ours/admin wall; cpu: the same of server CPU.\n"
+        f"Host load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."
     )
 
 
@@ -369,7 +426,8 @@ def run(args, tmp: Path, database_url: str | None) -> None:
             if proc.poll() is not None:
                 raise SystemExit((var / "gunicorn.log").read_text()[-3000:])
             time.sleep(0.2)
-        browser = Browser(base)
+        db_name = database_url.rsplit("/", 1)[1] if database_url else None
+        browser = Browser(base, ServerCpu(proc.pid, db_name))
         browser.login("bench")
         if args.profile:
             measure(browser, 1, pks)  # warm up

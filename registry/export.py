@@ -14,7 +14,9 @@ django-tables2's ``ExportMixin`` (tablib).
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.utils import timezone
@@ -54,8 +56,8 @@ class SafeExportTableMixin:
             fields.extend(
                 f for f in self.export_fields[column.name][0] if f not in fields
             )
-        plan = [
-            (
+        cells = [
+            self._cell_getter(
                 self.export_fields[c.name][1],
                 [fields.index(f) for f in self.export_fields[c.name][0]],
             )
@@ -63,17 +65,29 @@ class SafeExportTableMixin:
         ]
         rows = self.data.data.values_list(*fields).iterator(chunk_size=STREAM_CHUNK)
         for values in rows:
-            yield [
-                neutralise(convert(self, *(values[i] for i in where)))
-                for convert, where in plan
-            ]
+            yield [cell(values) for cell in cells]
+
+    def _cell_getter(self, convert: Callable, where: list[int]) -> Callable:
+        """values tuple -> neutralised cell, with the field positions bound once."""
+        if len(where) == 1:
+            (at,) = where
+            return lambda values: neutralise(convert(self, values[at]))
+        pick = itemgetter(*where)
+        return lambda values: neutralise(convert(self, *pick(values)))
 
 
-class _Echo:
-    """A file-like object whose ``write`` hands the line back (csv.writer -> stream)."""
-
-    def write(self, value: str) -> str:
-        return value
+def csv_chunks(rows: Iterator[list], rows_per_chunk: int = 500) -> Iterator[str]:
+    """CSV text in blocks of rows: one write per block, not one per row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for count, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
 
 
 class CsvExportMixin(ExportMixin):
@@ -101,12 +115,8 @@ class CsvExportMixin(ExportMixin):
         table = self.get_table(**self.get_table_kwargs())
         if getattr(table, "export_fields", None) is None:
             return super().create_export(export_format)
-        writer = csv.writer(_Echo())
         response = StreamingHttpResponse(
-            (
-                writer.writerow(row)
-                for row in table.stream_values(exclude_columns=self.exclude_columns)
-            ),
+            csv_chunks(table.stream_values(exclude_columns=self.exclude_columns)),
             content_type="text/csv; charset=utf-8",
         )
         filename = self.get_export_filename(export_format)

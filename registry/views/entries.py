@@ -265,9 +265,8 @@ class ModelEntryListView(
     FilterView,
 ):
     permission_required = "registry.view_modelentry"
-    queryset = ModelEntry.objects.defer(
-        "curated_raw", "discovered_raw", "capabilities", "backend_config"
-    )
+    # Only what the table shows: no JSON or dates decoded for 50 rows per page.
+    queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields)
     filterset_class = ModelEntryFilterSet
     table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"
@@ -307,6 +306,7 @@ class ModelEntryListView(
     def get_table(self, **kwargs):
         table = super().get_table(**kwargs)
         table.active_name = self.active_name
+        table.slot_name = getattr(_request_slot(self.request), "logical_name", "")
         table.runtime_flags = request_runtime_flags(self.request)
         return table
 

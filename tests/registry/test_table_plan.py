@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import django_tables2 as tables
 from django.test import TestCase
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django_tables2.rows import BoundRow
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from registry.audit import Actor, record
 from registry.choices import Action, Outcome
 from registry.models import ActionLog, ModelEntry
 from registry.table_plan import PlannedRowsMixin
-from registry.tables import ActionLogTable, ModelEntryTable
+from registry.tables import ActionLogTable, ModelEntryTable, cell_html
 from tests.registry.page_fixtures import seed_scenario
 from tests.utils import create_model_entry
 
@@ -45,6 +49,8 @@ class PlannedRowsTests(TestCase):
             deprecated=True,
             testing=True,
         )
+        for name in ("ollama-two", "ollama-three"):
+            create_model_entry(name, backend="ollama")
         actor = Actor.system("plan-test")
         record(actor, Action.SYNC, message="reloaded", duration_ms=1500)
         record(
@@ -85,3 +91,30 @@ class PlannedRowsTests(TestCase):
             backend = tables.Column(attrs={"td": {"data-value": lambda value: value}})
 
         self.assert_same(lambda: Linked(ModelEntry.objects.order_by("name")))
+
+    def test_the_active_cell_shortcut_renders_what_the_template_renders(self):
+        entries = list(ModelEntry.objects.order_by("name"))
+        states = (True, False, None)
+        others = [e for e in entries if e.backend != "vllm"]
+        flags = {e.name: {"active": states[i % 3]} for i, e in enumerate(entries)}
+        flags.update({e.name: {"active": states[i % 3]} for i, e in enumerate(others)})
+        full = ModelEntryTable(entries)  # slot unknown: the template for every row
+        short = ModelEntryTable(entries)
+        short.slot_name = ""  # the slot is idle (no activation in this test)
+        for table in (full, short):
+            table.runtime_flags = flags
+
+        def cells(table):  # whitespace between template tags is not content
+            return [str(table.render_active(e)).strip() for e in entries]
+
+        self.assertEqual(cells(short), cells(full))
+        self.assertIn("Active", "".join(cells(full)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.integers(), st.none()), min_size=3, max_size=3))
+def test_cell_html_escapes_exactly_like_format_html(args):
+    template = '<a href="{}" title="{}">{}</a>'
+    assert cell_html(template, *args) == format_html(template, *args)
+    safe = [mark_safe(str(a)) for a in args]
+    assert cell_html(template, *safe) == format_html(template, *safe)
