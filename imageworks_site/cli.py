@@ -25,7 +25,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Modules providing ``add_subcommands(subparsers)`` (guarded imports).
+#: Modules providing ``add_subcommands(subparsers)`` (guarded imports). They are
+#: imported before Django starts (``--help`` stays instant): import models and
+#: services inside the command functions, not at module level.
 PLUGINS = (
     "registry.cli.verify",  # verify, lock, unlock
     "registry.cli.importing",  # import
@@ -358,8 +360,19 @@ def _database_message(exc: Exception) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point; returns the exit code."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageworks_site.settings")
+    """Console-script entry point; returns the exit code.
+
+    The parser is built and the arguments read before Django starts, so ``--help``
+    and usage errors answer at once; Django then starts with the CLI's settings
+    (``imageworks_site.settings.cli``: the site's, minus the web-only apps) unless
+    ``DJANGO_SETTINGS_MODULE`` names others.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help or a usage error
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageworks_site.settings.cli")
     import django
 
     try:
@@ -376,11 +389,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # sync logs a failed reload as a warning; the CLI prints the same error itself.
     logging.getLogger("registry.services.sync").setLevel(logging.ERROR)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help or a usage error
-        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     func: Callable[[argparse.Namespace], int | None] = args.func
     try:
         if func not in OWN_COMMANDS:
