@@ -6,7 +6,8 @@ Usage (from the repo root)::
     .venv/bin/python bench/load_test.py --db sqlite     # SQLite (WAL) + ORM broker
 
 Options: ``--duration 60 --users 50 --workers 3 --entries 10000 --think 0.2:1.0``
-``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``.
+``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``,
+``--py-spy`` (sample the workers during the window and print where the time goes).
 
 What it does, all on 127.0.0.1 and stopping by itself:
 
@@ -425,7 +426,18 @@ async def activation_loop(session, stats, pk: int, deadline) -> None:
             await asyncio.sleep(2)
 
 
-async def run_load(args, base: str, reg: Path, lookup: dict) -> Stats:
+def spy_on_workers(gunicorn: subprocess.Popen, seconds: float, folder: Path):
+    """py-spy every gunicorn worker for the measured window (``--py-spy``)."""
+    import psutil
+
+    from bench import spy
+
+    workers = [p.pid for p in psutil.Process(gunicorn.pid).children()]
+    spy.record(workers, seconds, folder)
+    return [folder / f"py-spy-{pid}.txt" for pid in workers]
+
+
+async def run_load(args, base: str, reg: Path, lookup: dict, on_start=None) -> Stats:
     stats = Stats(users=args.users)
     think = tuple(float(x) for x in args.think.split(":"))
     # Phase 1: everyone signs in (staggered over ~5 s; PBKDF2 makes logins CPU-heavy).
@@ -443,6 +455,8 @@ async def run_load(args, base: str, reg: Path, lookup: dict) -> Stats:
         f"{len(sessions)} sign-ins took {time.monotonic() - t0:.1f} s (not in the window)"
     )
     # Phase 2: the measured window.
+    if on_start is not None:
+        on_start()
     stats.started = time.monotonic()
     deadline = stats.deadline = stats.started + args.duration
     operator = sessions[-1]
@@ -515,6 +529,11 @@ def main() -> int:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--keep", action="store_true", help="keep temp dir and DB")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the gunicorn workers during the window (pip install py-spy)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix=f"imageworks-load-{args.db}-"))
@@ -628,7 +647,13 @@ def main() -> int:
             f"qcluster up; {args.users} users for {args.duration:.0f}s; "
             f"host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
-        stats = asyncio.run(run_load(args, base, reg, lookup))
+        spied: list[Path] = []
+
+        def on_start() -> None:
+            if args.py_spy:
+                spied.extend(spy_on_workers(procs[0], args.duration, var))
+
+        stats = asyncio.run(run_load(args, base, reg, lookup, on_start))
         title = (
             "PostgreSQL + Redis broker"
             if args.db == "postgres"
@@ -637,6 +662,11 @@ def main() -> int:
         n5xx, transport = report(
             stats, f"{title}, gunicorn -w {args.workers}, {args.users} users"
         )
+        if spied:
+            from bench import spy
+
+            time.sleep(3)  # py-spy writes its file when its duration ends
+            spy.report(spied, f"all {args.workers} gunicorn workers, measured window")
         if n5xx or transport:
             print(f"FAIL: {n5xx} 5xx responses, {transport} transport errors")
             code = 1

@@ -295,56 +295,22 @@ def report(results: dict, title: str) -> None:
 
 
 def profile(browser: Browser, proc, label: str, seconds: float, tmp: Path, pks):
-    """py-spy (``pip install py-spy``) on the gunicorn worker while only ``label``
-    requests run; prints the functions with the most samples (self and total)."""
-    import collections
-
+    """py-spy on the gunicorn worker while only ``label`` requests run; prints the
+    functions with the most samples (self and total)."""
     import psutil
 
-    workers = psutil.Process(proc.pid).children()
-    if len(workers) != 1:
-        raise SystemExit("--profile needs --workers 1")
-    out = tmp / "profile.txt"
-    spy = subprocess.Popen(
-        [
-            str(VENV_BIN / "py-spy"),
-            "record",
-            "--format",
-            "raw",
-            "--pid",
-            str(workers[0].pid),
-            "--duration",
-            str(int(seconds)),
-            "--output",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    from bench import spy
+
+    workers = [p.pid for p in psutil.Process(proc.pid).children()]
+    spies = spy.record(workers, seconds, tmp)
     i = 0
-    while spy.poll() is None:
+    while any(s.poll() is None for s in spies):
         target = next(t for lbl, t, _ in pairs(i, pks) if label.lower() in lbl.lower())
         browser.timed(*target)
         i += 1
-    own: collections.Counter[str] = collections.Counter()
-    total: collections.Counter[str] = collections.Counter()
-    samples = 0
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = [
-            f.rsplit(" (", 1)[0] + " " + f.rsplit("/", 1)[-1].rstrip(")")
-            for f in stack.split(";")
-        ]
-        n = int(count)
-        samples += n
-        own[frames[-1]] += n
-        for frame in set(frames):
-            total[frame] += n
-    print(f"\npy-spy: {samples} samples over {i} requests of {label!r}")
-    for title, counter in (("self", own), ("total", total)):
-        print(f"-- top by {title} --")
-        for frame, n in counter.most_common(30 if title == "self" else 70):
-            print(f"{n / samples:6.1%}  {frame}")
+    spy.report(
+        [tmp / f"py-spy-{pid}.txt" for pid in workers], f"{i} requests of {label!r}"
+    )
 
 
 def run(args, tmp: Path, database_url: str | None) -> None:
@@ -458,8 +424,9 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         metavar="LABEL",
-        help="instead of timing, py-spy the worker during requests whose label "
-        "contains LABEL (e.g. search) and print the hottest functions",
+        help="instead of timing, py-spy (pip install py-spy) the worker during "
+        "requests whose label contains LABEL (e.g. search); prints the hottest "
+        "functions",
     )
     parser.add_argument("--profile-seconds", type=float, default=20)
     args = parser.parse_args()
