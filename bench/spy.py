@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
-REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("registry", "backends", "imageworks_site")
 #: Frames of the server's own plumbing: on every stack, never the answer.
 PLUMBING = (
     "gunicorn",
@@ -60,9 +60,9 @@ def _frame(text: str) -> str:
 
 
 def _ours(text: str) -> bool:
-    """A frame of this project's code (not the standard library or site-packages)."""
+    """A frame of this project's code (py-spy names files relative to sys.path)."""
     where = text.rpartition(" (")[2]
-    return str(REPO) in where and "site-packages" not in where
+    return where.split("/", 1)[0] in PACKAGES
 
 
 def report(files: list[Path], title: str, top: int = 30) -> None:
