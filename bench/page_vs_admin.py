@@ -25,6 +25,7 @@ What it does, all on 127.0.0.1, in a temp folder it creates and removes:
    Models page            ``/models/``                          changelist
    filtered partial       ``/models/?backend=..&lock=..`` (htmx) list filter
    search partial         ``/models/?q=..`` (htmx)              ``?q=`` (same text)
+   search, new text       the same with a number no round used  the same
    drawer                 ``/models/<pk>/`` (htmx)              change view
    CSV export             ``/models/?_export=csv`` (all rows)   (none: absolute goal)
    =====================  ====================================  ======================
@@ -38,6 +39,7 @@ from fixed lists, identical for both sides.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import secrets
@@ -69,6 +71,7 @@ FILTERS = [
     ("backend=ollama&lock=unlocked", "backend=ollama&locked__exact=0"),
 ]
 HX = {"HX-Request": "true"}
+NEW_TEXT = itertools.count(1)  # "search, new text": a number no request used before
 
 
 def manage(env: dict, *args: str, timeout: float = 900) -> str:
@@ -222,6 +225,7 @@ def pairs(i: int, pks: list[int]) -> list[tuple[str, tuple, tuple | None]]:
     query = SEARCHES[i % len(SEARCHES)]
     q = query.replace(" ", "+")
     pk = pks[i % len(pks)]
+    fresh = next(NEW_TEXT)
     return [
         ("Models page", ("/models/", None), (ADMIN, None)),
         (
@@ -230,6 +234,12 @@ def pairs(i: int, pks: list[int]) -> list[tuple[str, tuple, tuple | None]]:
             (f"{ADMIN}?{admin_filter}", None),
         ),
         ("search partial", (f"/models/?q={q}", HX), (f"{ADMIN}?q={q}", None)),
+        # A text no earlier round used: nothing remembered from a previous ranking.
+        (
+            "search, new text",
+            (f"/models/?q={q}+{fresh}", HX),
+            (f"{ADMIN}?q={q}+{fresh}", None),
+        ),
         ("drawer", (f"/models/{pk}/", HX), (f"{ADMIN}{pk}/change/", None)),
         ("CSV export (all rows)", ("/models/?_export=csv", None), None),
     ]

@@ -129,10 +129,13 @@ class RegistryVersion(models.Model):
     (``registry.version.bump``), so reading it (one primary-key lookup) tells every
     cache keyed on it whether the mirror moved, without scanning the big table.
     ``stamp`` is random per bump: a bump that was rolled back is never seen again.
+    ``listing_stamp`` moves only when rows come or go or their names, search text,
+    backend or roles change: what the search index and the filter choices hold.
     """
 
     counter = models.BigIntegerField(default=0)
     stamp = models.CharField(max_length=32)
+    listing_stamp = models.CharField(max_length=32)
     changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

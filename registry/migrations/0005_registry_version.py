@@ -8,7 +8,8 @@ from django.db import migrations, models
 
 def create_row(apps, schema_editor):
     RegistryVersion = apps.get_model("registry", "RegistryVersion")
-    RegistryVersion.objects.create(pk=1, counter=0, stamp=uuid.uuid4().hex)
+    stamp = uuid.uuid4().hex
+    RegistryVersion.objects.create(pk=1, counter=0, stamp=stamp, listing_stamp=stamp)
 
 
 class Migration(migrations.Migration):
@@ -31,6 +32,7 @@ class Migration(migrations.Migration):
                 ),
                 ("counter", models.BigIntegerField(default=0)),
                 ("stamp", models.CharField(max_length=32)),
+                ("listing_stamp", models.CharField(max_length=32)),
                 ("changed_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={

@@ -24,6 +24,7 @@ from ..choices import Action, ChangeKind, Layer, Outcome, Provenance
 from ..diffing import diff_entries
 from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
 from ..version import bump as bump_registry_version
+from ..version import listing_changed
 
 logger = logging.getLogger(__name__)
 
@@ -665,6 +666,7 @@ def record_entry_write(
     with transaction.atomic():
         if row.fingerprint != entry.fingerprint:
             fields = entry_fields(entry, test_patterns(), now)
+            bump_registry_version(listing=listing_changed(row, fields))
             history = _history(
                 row,
                 row.curated_raw,
@@ -685,7 +687,6 @@ def record_entry_write(
                 EntryChange.objects.bulk_create(history)
                 result.history_ids = [h.pk for h in history if h.pk]
             result.changed.append(row.name)
-            bump_registry_version()  # caches keyed on the version see this commit
         result.unchanged = ModelEntry.objects.count() - len(result.changed)
         for key, info in spliced.files.items():
             current = key != layers.SNAPSHOT or spliced.snapshot_current

@@ -11,8 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from registry import layers
+from registry.choices import Action
 from registry.models import ModelEntry
-from registry.version import bump, per_version, registry_version
+from registry.services.writeback import change_entry
+from registry.version import bump, listing_version, per_version, registry_version
 from tests.base import PersonaMixin
 from tests.registry.test_writeback import SpliceFastPathTests, WritebackTestBase, _entry
 
@@ -73,13 +75,34 @@ class SyncAndWritebackBumpTests(WritebackTestBase):
 
     def test_a_one_entry_write_back_moves_it(self):
         SpliceFastPathTests.registry(self)
-        before = registry_version()
+        before, listing = registry_version(), listing_version()
         row = ModelEntry.objects.get(name="m2")
         with mock.patch.object(
             layers, "write_layer_entries", side_effect=AssertionError("full path")
         ):
             self.set_display("m2", "Edited", expected_fingerprint=row.fingerprint)
         self.assertNotEqual(registry_version(), before)
+        self.assertNotEqual(listing_version(), listing)  # the search text changed
+
+    def test_a_write_back_that_changes_no_listed_field_keeps_the_listing(self):
+        """A verify recording a hash leaves the search index and choices valid."""
+        SpliceFastPathTests.registry(self)
+        before, listing = registry_version(), listing_version()
+        with mock.patch.object(
+            layers, "write_layer_entries", side_effect=AssertionError("full path")
+        ):
+            change_entry(
+                self.actor,
+                Action.VERIFY,
+                "m2",
+                layers.CURATED,
+                lambda raw: {
+                    **raw,
+                    "version_lock": {"last_verified": "2026-01-01T00:00:00Z"},
+                },
+            )
+        self.assertNotEqual(registry_version(), before)
+        self.assertEqual(listing_version(), listing)
 
 
 class CachedOnTheVersionTests(PersonaMixin, WritebackTestBase):
