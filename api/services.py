@@ -27,9 +27,9 @@ from registry.choices import Outcome, Source
 from registry.filtersets import ActionLogFilterSet, ModelEntryFilterSet
 from registry.forms.edit import ImportRowForm, ModelEntryEditForm
 from registry.models import ActionLog, Job, ModelEntry
-from registry.search import registry_version
 from registry.services import editing, importing, verify, writeback
 from registry.tasks import request_sync
+from registry.version import registry_version
 
 __all__ = [
     "ActionLog",

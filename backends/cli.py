@@ -1,4 +1,4 @@
-"""``imageworks-models activate-model NAME | --stop``, ``current-model``, ``preflight NAME``.
+"""``activate-model NAME | --stop``, ``current-model``, ``preflight NAME``, ``show-backends``.
 
 Same services, rules, lock and state as the site (``backends.vllm.service``;
 ``request_activation(..., wait=True)`` refuses while another activation or stop runs
@@ -78,6 +78,7 @@ def add_subcommands(subparsers) -> None:
     f.add_argument("name", metavar="NAME")
     f.add_argument("--json", action="store_true", help="print the report as JSON")
     f.set_defaults(func=cmd_preflight)
+    _add_show_backends(subparsers)
 
 
 def _err(message: str) -> None:
@@ -216,3 +217,32 @@ def _print_checks(checks, stream) -> None:
         )
         if c.fix and c.status in ("fail", "warn"):
             print(f"  {'':<4}  {'':<{width}}  fix: {c.fix}", file=stream)
+
+
+def _add_show_backends(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "show-backends",
+        help="check every backend now and show its health",
+        description=(
+            "Check vLLM (active model), Ollama, LMDeploy, Triton and OpenAI-compatible "
+            "endpoints now (concurrently) and print status, since when, latency, "
+            "last error and what each serves."
+        ),
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="probe timeout in seconds"
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a configured endpoint is not ready",
+    )
+    parser.set_defaults(func=cmd_show_backends)
+
+
+def cmd_show_backends(args: argparse.Namespace) -> int:
+    """``show-backends``: the health package is imported only when the command runs."""
+    from .health.cli import show_backends
+
+    return show_backends(args)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def main() -> int:
             )
     finally:
         kill_fakes()
+        shutil.rmtree(tmp, ignore_errors=True)  # our own mkdtemp()
 
     def fmt(values):
         return f"median {statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"

@@ -6,7 +6,9 @@ Usage (from the repo root):
 
 Builds (once) a model folder of about ``--size-gib`` GiB split into ``--files``
 safetensors-like shards plus small json/tokenizer files, cached under
-``var/bench-hashing/`` and reused when the sizes match. The page cache is NOT dropped
+``var/bench-hashing/`` and reused when the sizes match. ``--dir`` must name a new or
+empty folder, or one this bench built (its ``<dir>.manifest.json`` says so): the bench
+never deletes files it did not write. The page cache is NOT dropped
 (that needs root and would disturb other work on the machine): every contender runs
 twice, the first (cold-ish: partly from disk only if the cached folder was evicted)
 and the second (warm, from page cache) are both reported. GB/s uses 10^9 bytes.
@@ -69,21 +71,70 @@ def plan(size_gib: float, n_files: int) -> dict[str, int]:
     return sizes
 
 
+MANIFEST_MARK = "imageworks bench/bench_hashing.py"
+
+
+def _manifest_path(root: Path) -> Path:
+    return root.with_name(root.name + ".manifest.json")  # kept outside the model
+
+
+def _recorded(manifest: Path) -> dict[str, int] | None:
+    """The file sizes this bench recorded when it built the folder, or None.
+
+    Only a manifest carrying :data:`MANIFEST_MARK` counts: it proves the bench wrote
+    the folder's files, which is what allows it to replace them later.
+    """
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("created_by") != MANIFEST_MARK:
+        return None
+    files = data.get("files")
+    return files if isinstance(files, dict) else None
+
+
 def build_or_reuse(root: Path, sizes: dict[str, int]) -> bool:
-    """Create the folder unless it already holds exactly these files. True if built."""
-    manifest = root.with_name(root.name + ".manifest.json")  # kept outside the model
-    if root.is_dir() and manifest.is_file():
-        try:
-            recorded = json.loads(manifest.read_text())
-        except ValueError:
-            recorded = None
-        on_disk = {rel: size for rel, _, size in list_model_files(root)}
-        if recorded == sizes and on_disk == sizes:
-            return False
+    """Create the folder unless it already holds exactly these files. True if built.
+
+    Never deletes what the bench did not create: a folder without this bench's
+    manifest is refused, and a folder the bench built earlier loses only the files
+    its manifest lists (anything else found there stops the run).
+    """
+    manifest = _manifest_path(root)
+    recorded = _recorded(manifest)
     if root.exists():
-        shutil.rmtree(root)
-    manifest.unlink(missing_ok=True)
-    root.mkdir(parents=True)
+        if not root.is_dir():
+            raise SystemExit(f"{root} exists and is not a folder; pick another --dir")
+        on_disk = {rel: size for rel, _, size in list_model_files(root)}
+        if recorded is None:
+            if on_disk:
+                raise SystemExit(
+                    f"{root} holds files this bench did not create (no "
+                    f"{manifest.name} of ours next to it); pick an empty or new --dir"
+                )
+        elif recorded == sizes and on_disk == sizes:
+            return False
+        else:
+            foreign = sorted(set(on_disk) - set(recorded))
+            if foreign:
+                raise SystemExit(
+                    f"{root} holds files this bench did not write: {foreign[:5]}; "
+                    "pick another --dir"
+                )
+            print(f"  replacing the files this bench built in {root} (sizes changed)")
+            for rel in recorded:
+                (root / rel).unlink(missing_ok=True)
+            manifest.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    _write_files(root, sizes)
+    manifest.write_text(
+        json.dumps({"created_by": MANIFEST_MARK, "files": sizes}, indent=1)
+    )
+    return True
+
+
+def _write_files(root: Path, sizes: dict[str, int]) -> None:
     total = sum(sizes.values())
     written = 0
     t0 = time.perf_counter()
@@ -105,8 +156,6 @@ def build_or_reuse(root: Path, sizes: dict[str, int]) -> bool:
             flush=True,
         )
     print(f"  built {total / GIB:.2f} GiB in {time.perf_counter() - t0:.1f}s")
-    manifest.write_text(json.dumps(sizes, indent=1, sort_keys=True))
-    return True
 
 
 # --------------------------------------------------------------------------- contenders

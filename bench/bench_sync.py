@@ -1,19 +1,21 @@
-"""Benchmark: sync a realistic 10,000-entry registry into a throwaway SQLite DB.
+"""Benchmark: sync a realistic 10,000-entry registry into a throwaway database.
 
 Usage::
 
-    .venv/bin/python bench/bench_sync.py [--entries 10000] [--keep]
-        [--profile cold|forced|changed|edit|edit-catch-up|edit-full] [--database-url URL]
+    .venv/bin/python bench/bench_sync.py [--entries 10000] [--rounds 3] [--keep]
+        [--profile STEP] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Builds both layers with N entries each (copies of the real fixture entries with
 varied names, hashes, sizes and metadata; the sample registry's shapes when the
-shared fixtures are missing) in a temp dir, migrates a temp SQLite DB and prints:
-cold sync, no-change re-sync, forced re-sync (files re-read, nothing changed),
-one-entry-changed re-sync, one ``change_entry`` edit (splice path; after an outside
-change: catch-up sync + splice; with a stale snapshot: the full path), the history
-stored for the one-entry change, peak memory, and the plain-stdlib baseline
-(json.load both layers + the merge), all in the same run. ``--database-url`` runs
-the same steps against PostgreSQL.
+shared fixtures are missing) in a temp dir and migrates a temp SQLite database (or,
+with ``--database-url``, a database the bench creates on that server and drops at
+the end). Then, ``--rounds`` times, every step runs right after one sample of the
+plain-stdlib baseline (json.load both layers + the merge): cold sync, no-change
+re-sync, forced re-sync (files re-read, nothing changed), one-entry-changed re-sync,
+one ``change_entry`` edit (splice path; after an outside change: catch-up sync +
+splice; with a stale snapshot: the full path). Prints each step's median, spread
+and its median ratio to the baseline sample taken just before it, the history
+stored for the one-entry change and peak memory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -32,6 +35,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.owned import own_pg_database  # noqa: E402
+
 FIXTURES = REPO.parent / "shared" / "fixtures" / "imageworks-registry"
 
 
@@ -138,7 +143,15 @@ def baseline(folder: Path) -> float:
     return elapsed
 
 
-PROFILE_STEPS = ("cold", "forced", "changed", "edit", "edit-catch-up", "edit-full")
+PROFILE_STEPS = (
+    "cold",
+    "no-change",
+    "forced",
+    "changed",
+    "edit",
+    "edit-catch-up",
+    "edit-full",
+)
 
 
 def outside_change(reg: Path, index: int, port: int) -> list:
@@ -165,23 +178,184 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+STEPS = (
+    ("cold", "cold sync (empty DB)"),
+    ("no-change", "no-change re-sync (stat check)"),
+    ("forced", "forced re-sync (files re-read, nothing changed)"),
+    ("changed", "one-entry-changed re-sync"),
+    ("edit", "one change_entry edit (splice + one-row update + audit)"),
+    ("edit-catch-up", "same, after an outside change (catch-up sync + splice)"),
+    ("edit-full", "same, stale snapshot (full path: both files rewritten)"),
+)
+
+
+class Steps:
+    """The measured operations; each call is one sample and asserts its outcome."""
+
+    def __init__(self, reg: Path, entries: int):
+        from registry.audit import Actor
+        from registry.models import ActionLog, EntryChange, LayerFile, ModelEntry
+
+        self.reg = reg
+        self.entries = entries
+        self.actor = Actor.system("bench")
+        self.tables = (EntryChange, ActionLog, ModelEntry, LayerFile)
+        self.round = 0
+        self.history_bytes = 0
+        self.history_rows = 0
+
+    def before(self, step: str) -> None:
+        """Untimed preparation of one sample."""
+        from registry import layers
+
+        if step == "cold":
+            # Our own throwaway database: empty its registry tables.
+            for model in self.tables:
+                model.objects.all().delete()
+        elif step == "changed":
+            from registry.models import EntryChange
+
+            self.items = outside_change(
+                self.reg, self.entries // 2, 31337 + 10 * self.round
+            )
+            self.history_before = EntryChange.objects.count()
+        elif step == "edit-catch-up":
+            outside_change(self.reg, 30, 31338 + 10 * self.round)
+        elif step == "edit-full":
+            # A snapshot that does not equal the merge of the layers (another tool
+            # left it stale): nothing may be spliced into it.
+            snap_path = self.reg / layers.SNAPSHOT_FILE
+            snap_items = json.loads(snap_path.read_text())
+            snap_items[40]["display_name"] = f"stale snapshot copy {self.round}"
+            snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
+
+    def run(self, step: str):
+        from registry.services.sync import sync_registry
+
+        if step == "cold":
+            result = sync_registry(self.actor)
+            assert result.ok and len(result.added) == self.entries, result.summary()
+        elif step == "no-change":
+            assert sync_registry(self.actor).no_change
+        elif step == "forced":
+            result = sync_registry(self.actor, force=True)
+            assert result.unchanged == self.entries and not result.changed
+        elif step == "changed":
+            result = sync_registry(self.actor)
+            target = self.items[self.entries // 2]["name"]
+            assert result.changed == [target], result.summary()
+        else:
+            index = {"edit": 10, "edit-catch-up": 20, "edit-full": 50}[step]
+            assert self.edit(index, f"{step} {self.round}").changed
+
+    def after(self, step: str) -> None:
+        if step == "changed" and self.round == 0:
+            from registry.models import EntryChange
+
+            new = EntryChange.objects.count() - self.history_before
+            rows = list(EntryChange.objects.order_by("-pk")[:new])
+            self.history_rows = len(rows)
+            self.history_bytes = sum(len(json.dumps(h.changes)) for h in rows)
+
+    def edit(self, index: int, label: str):
+        from registry import layers
+        from registry.choices import Action
+        from registry.models import ModelEntry
+        from registry.services.writeback import change_entry
+
+        name = f"{_name_at(self.reg, index)}"
+        fingerprint = ModelEntry.objects.get(name=name).fingerprint
+        return change_entry(
+            self.actor,
+            Action.EDIT,
+            name,
+            layers.CURATED,
+            lambda raw: {**raw, "display_name": f"edited by the bench ({label})"},
+            expected_fingerprint=fingerprint,
+        )
+
+
+def _name_at(reg: Path, index: int) -> str:
+    from registry.models import ModelEntry
+
+    return ModelEntry.objects.order_by("pk").values_list("name", flat=True)[index]
+
+
+def _spread(values: list[float]) -> str:
+    med = statistics.median(values)
+    if med <= 0 or len(values) < 2:
+        return ""
+    return f"{(min(values) - med) / med:+.0%}/{(max(values) - med) / med:+.0%}"
+
+
+def _profile(func):
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        return func()
+    finally:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+
+
+def measure(steps: Steps, reg: Path, rounds: int, profile: str | None) -> dict:
+    """``rounds`` x (baseline, step) for every step, interleaved: each step sample is
+    paired with the baseline run just before it, so load on the machine hits both."""
+    samples: dict[str, list[tuple[float, float]]] = {key: [] for key, _ in STEPS}
+    for r in range(rounds):
+        steps.round = r
+        for key, _label in STEPS:
+            steps.before(key)
+            base = baseline(reg)
+            start = time.perf_counter()
+            if profile == key and r == 0:
+                _profile(lambda key=key: steps.run(key))
+            else:
+                steps.run(key)
+            samples[key].append((base, time.perf_counter() - start))
+            steps.after(key)
+        print(f"  round {r + 1}/{rounds} done", flush=True)
+    return samples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument("--rounds", type=int, default=3, help="samples per step")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir / DB")
     parser.add_argument(
         "--profile",
         choices=PROFILE_STEPS,
-        help="cProfile one step and print its top 30 functions",
+        help="cProfile one step (first round) and print its top 30 functions",
     )
     parser.add_argument(
         "--database-url",
-        help="run against this database instead of a temp SQLite file (its registry "
-        "tables are emptied first), e.g. postgresql://postgres@127.0.0.1:5432/bench",
+        help="a PostgreSQL server to run against instead of a temp SQLite file, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/postgres: the bench creates its own "
+        "database there and drops it at the end",
     )
     args = parser.parse_args()
-
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    try:
+        if args.database_url:
+            with own_pg_database(
+                args.database_url, "bench_sync", keep=args.keep
+            ) as url:
+                return run(args, tmp, url)
+        return run(args, tmp, None)
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, tmp: Path, database_url: str | None) -> int:
     reg = tmp / "configs"
     reg.mkdir()
     os.environ.update(
@@ -194,177 +368,74 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
         }
     )
-    if args.database_url:
-        os.environ["DATABASE_URL"] = args.database_url
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
     else:
         os.environ.pop("DATABASE_URL", None)
     import django
 
     django.setup()
     from django.core.management import call_command
-    from django.db import connection
+    from django.db import connection, connections
 
     from registry import layers
-    from registry.audit import Actor
-    from registry.choices import Action
-    from registry.models import ActionLog, EntryChange, LayerFile, ModelEntry
     from registry.services.sync import sync_registry
-    from registry.services.writeback import change_entry
 
     call_command("migrate", verbosity=0)
-    for model in (EntryChange, ActionLog, ModelEntry, LayerFile):
-        model.objects.all().delete()
     t0 = time.perf_counter()
     build_registry(reg, args.entries)
     build_s = time.perf_counter() - t0
     sizes = {
         p.name: p.stat().st_size / 1e6 for p in sorted(reg.glob("model_registry*.json"))
     }
-    actor = Actor.system("bench")
-    figures: list[tuple[str, str]] = []
-
-    def timed(label, func, step=None):
-        prof = None
-        if step is not None and step == args.profile:
-            import cProfile
-
-            prof = cProfile.Profile()
-            prof.enable()
-        start = time.perf_counter()
-        value = func()
-        elapsed = time.perf_counter() - start
-        if prof is not None:
-            import pstats
-
-            prof.disable()
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
-        figures.append((label, f"{elapsed:8.3f} s"))
-        return value, elapsed
-
-    base_times = [baseline(reg) for _ in range(3)]
-    figures.append(
-        (
-            "stdlib baseline: json.load x2 + merge (best of 3)",
-            f"{min(base_times):8.3f} s",
-        )
-    )
+    steps = Steps(reg, args.entries)
     rss_before = rss_mb()
-    result, cold = timed(
-        "cold sync (empty DB)", lambda: sync_registry(actor), step="cold"
-    )
-    assert result.ok and len(result.added) == args.entries, result.summary()
-    rss_cold = rss_mb()
-    res, _ = timed("no-change re-sync (stat check)", lambda: sync_registry(actor))
-    assert res.no_change
-    res, _ = timed(
-        "forced re-sync (files re-read, nothing changed)",
-        lambda: sync_registry(actor, force=True),
-        step="forced",
-    )
-    assert res.unchanged == args.entries and not res.changed, res.summary()
+    samples = measure(steps, reg, args.rounds, args.profile)
     # Memory only (tracemalloc slows every allocation, so this run is not timed).
     tracemalloc.start()
-    sync_registry(actor, force=True)
+    sync_registry(steps.actor, force=True)
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-
-    # One entry changed by an outside tool (the whole file rewritten, as tools do).
-    items = outside_change(reg, args.entries // 2, 31337)
-    target = items[args.entries // 2]
-    history_before = EntryChange.objects.count()
-    res, _ = timed(
-        "one-entry-changed re-sync", lambda: sync_registry(actor), step="changed"
-    )
-    assert res.changed == [target["name"]], res.summary()
-    new_history = list(
-        EntryChange.objects.order_by("-pk")[
-            : EntryChange.objects.count() - history_before
-        ]
-    )
-    history_bytes = sum(len(json.dumps(h.changes)) for h in new_history)
-
-    name = items[10]["name"]
-    fingerprint = ModelEntry.objects.get(name=name).fingerprint
-
-    def edit():
-        return change_entry(
-            actor,
-            Action.EDIT,
-            name,
-            layers.CURATED,
-            lambda raw: {**raw, "display_name": "edited by the bench"},
-            expected_fingerprint=fingerprint,
-        )
-
-    res_edit, _ = timed(
-        "one change_entry edit (write + re-sync + audit)", edit, step="edit"
-    )
-    assert res_edit.changed
-
-    def edit_other(index: int, label: str):
-        other = items[index]["name"]
-        other_fp = ModelEntry.objects.get(name=other).fingerprint
-        return lambda: change_entry(
-            actor,
-            Action.EDIT,
-            other,
-            layers.CURATED,
-            lambda raw: {**raw, "display_name": f"edited by the bench ({label})"},
-            expected_fingerprint=other_fp,
-        )
-
-    # The same edit just after a download tool rewrote the discovered layer and the
-    # snapshot: the edit first catches up (a sync), then splices.
-    outside_change(reg, 30, 31338)
-    res_catch, _ = timed(
-        "one change_entry edit after an outside change (catch-up sync + splice)",
-        edit_other(20, "catch-up"),
-        step="edit-catch-up",
-    )
-    assert res_catch.changed
-
-    # When the snapshot does not equal the merge of the layers (another tool left it
-    # stale), nothing may be spliced into it: the full path re-writes the layer and
-    # the snapshot whole and re-syncs everything.
-    snap_path = reg / layers.SNAPSHOT_FILE
-    snap_items = json.loads(snap_path.read_text())
-    snap_items[40]["display_name"] = "stale snapshot copy"
-    snap_path.write_text(json.dumps(snap_items, indent=2) + "\n")
-    del snap_items
-    res_full, _ = timed(
-        "one change_entry edit, full path (stale snapshot)",
-        edit_other(50, "full"),
-        step="edit-full",
-    )
-    assert res_full.changed
     rss_end = rss_mb()
 
     print(f"Registry: {args.entries} entries in each layer; built in {build_s:.1f} s")
     for file_name, mb in sizes.items():
         print(f"  {file_name}: {mb:.1f} MB")
     print(f"Database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(
+        f"{args.rounds} round(s); in each, every step runs right after its own "
+        "baseline sample (json.load x2 + merge, stdlib)."
+    )
     print()
-    width = max(len(label) for label, _ in figures)
-    for label, value in figures:
-        print(f"{label.ljust(width)}  {value}")
+    all_base = [b for pairs in samples.values() for b, _ in pairs]
+    width = max(len(label) for _, label in STEPS)
+    print(f"{'step'.ljust(width)}  {'median s':>9} {'spread':>11} {'vs baseline':>11}")
+    print(
+        f"{'stdlib baseline: json.load x2 + merge'.ljust(width)}  "
+        f"{statistics.median(all_base):9.3f} {_spread(all_base):>11} {'1.0x':>11}"
+    )
+    for key, label in STEPS:
+        times = [t for _, t in samples[key]]
+        ratio = statistics.median(t / b for b, t in samples[key])
+        print(
+            f"{label.ljust(width)}  {statistics.median(times):9.3f} "
+            f"{_spread(times):>11} {ratio:10.2f}x"
+        )
     print()
     print(
-        f"history for the one-entry change: {len(new_history)} EntryChange row(s), "
-        f"{history_bytes} bytes of JSON (layer file: {sizes[layers.DISCOVERED_FILE]:.1f} MB)"
+        f"history for the one-entry change: {steps.history_rows} EntryChange row(s), "
+        f"{steps.history_bytes} bytes of JSON (layer file: "
+        f"{sizes[layers.DISCOVERED_FILE]:.1f} MB)"
     )
     print(
-        f"peak RSS (ru_maxrss): before sync {rss_before:.0f} MB, after cold sync "
-        f"{rss_cold:.0f} MB, end {rss_end:.0f} MB"
+        f"peak RSS (ru_maxrss): before the first sync {rss_before:.0f} MB, "
+        f"end {rss_end:.0f} MB"
     )
     print(
         f"tracemalloc peak during a forced re-sync (separate, untimed run): "
         f"{traced_peak / 1e6:.0f} MB"
     )
-    print(f"cold sync / baseline: {cold / min(base_times):.1f}x")
-    if args.keep:
-        print(f"kept {tmp}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
+    connections.close_all()
     return 0
 
 

@@ -6,7 +6,8 @@ Usage (from the repo root)::
     .venv/bin/python bench/load_test.py --db sqlite     # SQLite (WAL) + ORM broker
 
 Options: ``--duration 60 --users 50 --workers 3 --entries 10000 --think 0.2:1.0``
-``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``.
+``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``,
+``--py-spy`` (sample the workers during the window and print where the time goes).
 
 What it does, all on 127.0.0.1 and stopping by itself:
 
@@ -45,7 +46,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +61,12 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.owned import (  # noqa: E402
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+)
+
 PY = sys.executable
 VENV_BIN = Path(PY).parent
 FAKE_VLLM = REPO / "tests" / "fakes" / "fake_vllm.py"
@@ -85,12 +91,6 @@ LOCKS = ["locked", "unlocked"]
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_registry(reg: Path, models: Path, entries: int) -> None:
@@ -138,22 +138,6 @@ print(json.dumps({
     "pks": pks,
 }))
 """
-
-
-def create_pg_database(pg_url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return pg_url.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_pg_database(pg_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
@@ -442,7 +426,18 @@ async def activation_loop(session, stats, pk: int, deadline) -> None:
             await asyncio.sleep(2)
 
 
-async def run_load(args, base: str, reg: Path, lookup: dict) -> Stats:
+def spy_on_workers(gunicorn: subprocess.Popen, seconds: float, folder: Path):
+    """py-spy every gunicorn worker for the measured window (``--py-spy``)."""
+    import psutil
+
+    from bench import spy
+
+    workers = [p.pid for p in psutil.Process(gunicorn.pid).children()]
+    spy.record(workers, seconds, folder)
+    return [folder / f"py-spy-{pid}.txt" for pid in workers]
+
+
+async def run_load(args, base: str, reg: Path, lookup: dict, on_start=None) -> Stats:
     stats = Stats(users=args.users)
     think = tuple(float(x) for x in args.think.split(":"))
     # Phase 1: everyone signs in (staggered over ~5 s; PBKDF2 makes logins CPU-heavy).
@@ -460,6 +455,8 @@ async def run_load(args, base: str, reg: Path, lookup: dict) -> Stats:
         f"{len(sessions)} sign-ins took {time.monotonic() - t0:.1f} s (not in the window)"
     )
     # Phase 2: the measured window.
+    if on_start is not None:
+        on_start()
     stats.started = time.monotonic()
     deadline = stats.deadline = stats.started + args.duration
     operator = sessions[-1]
@@ -532,6 +529,11 @@ def main() -> int:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--keep", action="store_true", help="keep temp dir and DB")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the gunicorn workers during the window (pip install py-spy)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix=f"imageworks-load-{args.db}-"))
@@ -570,13 +572,13 @@ def main() -> int:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    db_name = f"imageworks_load_{os.getpid()}"
+    db_name = ""
+    # Our own task queue name: the Redis list ``django_q:<name>:q`` is ours alone,
+    # whoever else uses that Redis database; only that key is deleted at the end.
+    env["IMAGEWORKS_Q_CLUSTER_NAME"] = owner.replace("-", "_")
     if args.db == "postgres":
-        env["DATABASE_URL"] = create_pg_database(args.pg_url, db_name)
+        db_name, env["DATABASE_URL"] = create_pg_database(args.pg_url, "iw_load")
         env["IMAGEWORKS_REDIS_URL"] = args.redis_url
-        import redis
-
-        redis.Redis.from_url(args.redis_url).flushdb()  # our own scratch DB (14)
     else:
         env["IMAGEWORKS_SQLITE_PATH"] = str(var / "load.sqlite3")
 
@@ -645,7 +647,13 @@ def main() -> int:
             f"qcluster up; {args.users} users for {args.duration:.0f}s; "
             f"host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
-        stats = asyncio.run(run_load(args, base, reg, lookup))
+        spied: list[Path] = []
+
+        def on_start() -> None:
+            if args.py_spy:
+                spied.extend(spy_on_workers(procs[0], args.duration, var))
+
+        stats = asyncio.run(run_load(args, base, reg, lookup, on_start))
         title = (
             "PostgreSQL + Redis broker"
             if args.db == "postgres"
@@ -654,6 +662,11 @@ def main() -> int:
         n5xx, transport = report(
             stats, f"{title}, gunicorn -w {args.workers}, {args.users} users"
         )
+        if spied:
+            from bench import spy
+
+            time.sleep(3)  # py-spy writes its file when its duration ends
+            spy.report(spied, f"all {args.workers} gunicorn workers, measured window")
         if n5xx or transport:
             print(f"FAIL: {n5xx} 5xx responses, {transport} transport errors")
             code = 1
@@ -663,7 +676,12 @@ def main() -> int:
         killed = kill_fakes(owner)
         if killed:
             print(f"killed {killed} leftover fake vLLM process(es)")
-        if args.db == "postgres" and not args.keep:
+        if args.db == "postgres":
+            import redis
+
+            queue_key = f"django_q:{env['IMAGEWORKS_Q_CLUSTER_NAME']}:q"
+            redis.Redis.from_url(args.redis_url).delete(queue_key)
+        if db_name and not args.keep:
             drop_pg_database(args.pg_url, db_name)
         if args.keep:
             print(

@@ -25,12 +25,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Modules providing ``add_subcommands(subparsers)`` (guarded imports).
+#: Modules providing ``add_subcommands(subparsers)``. They are
+#: imported before Django starts (``--help`` stays instant): import models and
+#: services inside the command functions, not at module level.
 PLUGINS = (
     "registry.cli.verify",  # verify, lock, unlock
     "registry.cli.importing",  # import
-    "backends.cli",  # activate-model, current-model
-    "backends.health.cli",  # show-backends
+    "backends.cli",  # activate-model, current-model, preflight, show-backends
     "inventory.cli",  # reconcile
 )
 
@@ -361,8 +362,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     (``LayerParseError``: bad JSON, not a list, a directory...) exits 2 like the other
     "fix the input" errors; other registry errors exit 1; anything unexpected is one
     line too, exit 1 (``IMAGEWORKS_CLI_TRACEBACK=1`` shows the traceback).
+
+    The parser is built and the arguments read before Django starts, so ``--help``
+    and usage errors answer at once; Django then starts with the CLI's settings
+    (``imageworks_site.settings.cli``: the site's, minus the web-only apps) unless
+    ``DJANGO_SETTINGS_MODULE`` names others.
     """
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageworks_site.settings")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help or a usage error
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageworks_site.settings.cli")
     import django
 
     try:
@@ -379,11 +390,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # sync logs a failed reload as a warning; the CLI prints the same error itself.
     logging.getLogger("registry.services.sync").setLevel(logging.ERROR)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help or a usage error
-        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     func: Callable[[argparse.Namespace], int | None] = args.func
     try:
         warning = ""

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.functional import SimpleLazyObject
 
 from .roles import role_label
 
@@ -6,6 +7,9 @@ from .roles import role_label
 def site(request):
     user = getattr(request, "user", None)
     return {
-        "site_role": role_label(user) if user is not None else "",
+        # Lazy: only the navigation bar shows it, not the partials (saves a query).
+        "site_role": SimpleLazyObject(lambda: role_label(user))
+        if user is not None
+        else "",
         "registry_dir": settings.IMAGEWORKS_REGISTRY_DIR,
     }

@@ -7,6 +7,7 @@ from django.db.models import Q
 from .choices import Action, Outcome
 from .models import ActionLog, ModelEntry
 from .search import search_queryset
+from .version import per_version
 
 LOCK_CHOICES = [("locked", "Locked"), ("unlocked", "Unlocked")]
 INSTALLED_CHOICES = [
@@ -24,6 +25,21 @@ class CheckboxFilter(django_filters.Filter):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("widget", forms.CheckboxInput(attrs={"value": "1"}))
         super().__init__(*args, **kwargs)
+
+
+def choices_in_use() -> tuple[list[str], list[str]]:
+    """(backends, roles) that some entry has, sorted: the filter choices.
+
+    A ``DISTINCT`` over the whole table: kept per registry version, not per request.
+    """
+    in_use = (
+        ModelEntry.objects.order_by().values_list("backend", "roles_key").distinct()
+    )
+    backends, roles = set(), set()
+    for backend, roles_key in in_use:
+        backends.add(backend)
+        roles.update(r for r in (roles_key or "").split("|") if r)
+    return sorted(backends), sorted(roles)
 
 
 class ModelEntryFilterSet(django_filters.FilterSet):
@@ -65,15 +81,9 @@ class ModelEntryFilterSet(django_filters.FilterSet):
         # Always bound: the defaults (testing and deprecated hidden) apply to a bare URL.
         super().__init__(data if data is not None else {}, *args, **kwargs)
         self.hidden_testing = None
-        in_use = (
-            ModelEntry.objects.order_by().values_list("backend", "roles_key").distinct()
-        )
-        backends, roles = set(), set()
-        for backend, roles_key in in_use:
-            backends.add(backend)
-            roles.update(r for r in (roles_key or "").split("|") if r)
-        self.filters["backend"].extra["choices"] = [(b, b) for b in sorted(backends)]
-        self.filters["role"].extra["choices"] = [(r, r) for r in sorted(roles)]
+        backends, roles = per_version("filter-choices", choices_in_use)
+        self.filters["backend"].extra["choices"] = [(b, b) for b in backends]
+        self.filters["role"].extra["choices"] = [(r, r) for r in roles]
 
     def filter_search(self, queryset, name, value):
         return search_queryset(queryset, value)

@@ -122,6 +122,29 @@ class ModelEntry(models.Model):
         return bool(path) and not path.startswith("ollama:")
 
 
+class RegistryVersion(models.Model):
+    """One row that changes with every change to the ``ModelEntry`` mirror.
+
+    Sync and write-back bump it in the same transaction as their row changes
+    (``registry.version.bump``), so reading it (one primary-key lookup) tells every
+    cache keyed on it whether the mirror moved, without scanning the big table.
+    ``stamp`` is random per bump: a bump that was rolled back is never seen again.
+    ``listing_stamp`` moves only when rows come or go or their names, search text,
+    backend or roles change: what the search index and the filter choices hold.
+    """
+
+    counter = models.BigIntegerField(default=0)
+    stamp = models.CharField(max_length=32)
+    listing_stamp = models.CharField(max_length=32)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "registry version"
+
+    def __str__(self) -> str:
+        return f"{self.counter}-{self.stamp}"
+
+
 class LayerFile(models.Model):
     """What sync last saw of one registry file: the cheap "did anything change?" check."""
 
@@ -307,5 +330,6 @@ __all__ = [
     "ModelEntry",
     "Outcome",
     "Provenance",
+    "RegistryVersion",
     "Source",
 ]

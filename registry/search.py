@@ -12,25 +12,33 @@ line, kept by sync. Scoring keeps each entry's best line:
   third of the query's character trigrams. A line sharing none of them cannot reach the
   cutoff with WRatio's token scorers; ``partial_ratio`` still sees it.
 
-Speed at 10,000 entries (~30,000 lines): the processed lines are built
-once per *registry version* (row count, highest pk and the latest update/sync time: one
-aggregate query) and kept in Django's cache and in a per-process memo, so a search does
-not re-read or re-process 10,000 ``search_text`` values. The rows the other filters left
-come from one ``values_list("pk")`` query. The best ``MAX_RESULTS`` matches come back
-ordered by score (ties by name) through a ``StrIndex`` annotation (the pk's position in
-the ranked list), so a later explicit sort (a column header) still wins.
+Speed at 10,000 entries (~30,000 lines): the :class:`SearchIndex` (distinct processed
+lines, a newline-joined copy for substring scans, trigram -> lines filled on demand) is
+built once per registry version (``registry.version``: one primary-key lookup) and kept
+per process. Each scorer runs with the cutoff the best ``MAX_RESULTS`` entries so far
+already beat (a query that matches hundreds of names as a substring scores no fuzzy
+line below that), and the index remembers its last rankings per query and allowed rows.
+The rows the other filters left come from one ``values_list("pk")`` query. The best
+``MAX_RESULTS`` matches come back ordered by score (ties by name) through a ``StrIndex``
+annotation (the pk's position in the ranked list), so a later explicit sort (a column
+header) still wins.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import threading
-from collections import Counter
-from dataclasses import dataclass
+from array import array
+from bisect import bisect_right
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 
-from django.core.cache import cache
-from django.db.models import CharField, Count, Max, QuerySet, Value
+from django.db.models import CharField, QuerySet, Value
 from django.db.models.functions import Cast, Concat, StrIndex
 from rapidfuzz import fuzz, process, utils
+
+from .version import per_version
 
 #: Scores below this (0-100) are not matches.
 SCORE_CUTOFF = 72
@@ -40,147 +48,207 @@ MAX_RESULTS = 500
 MIN_FUZZY_LENGTH = 3
 #: Weight of partial_ratio against WRatio (a partial match is a little less certain).
 PARTIAL_WEIGHT = 0.95
-CACHE_PREFIX = "registry:search-choices:"
-CACHE_SECONDS = 3600
 
 
-@dataclass
-class Choices:
-    """Processed search lines: ``lines[i]`` belongs to entry ``owners[i]``.
+class SearchIndex:
+    """Every entry's processed search lines, built once per registry version.
 
-    ``order`` is each pk's position in the input (name order): the tie-breaker.
+    ``texts`` are the distinct processed lines (an entry's name and display name
+    often process to the same line; entries share display names), ``owners[i]`` the
+    pks that have ``texts[i]``, ``order`` each pk's position in name order (the
+    tie-breaker). ``blob`` is all texts joined by newlines (which processed text never
+    contains): a substring search is one C-level ``str.find`` scan per hit instead of
+    a Python loop over every line. Trigram -> lines is filled lazily, one trigram at a
+    time, and kept with the index.
     """
 
-    lines: list[str]
-    owners: list[int]
-    order: dict[int, int]
+    MAX_GRAMS = 4096
+    #: Rankings kept per index (query x allowed rows): paging, sorting and refreshing
+    #: a search, or many users searching the same names, cost no scoring.
+    MAX_RANKINGS = 64
+
+    def __init__(self, texts: list[str], owners: list[list[int]], order: dict):
+        self.texts = texts
+        self.owners = owners
+        self.order = order
+        self.blob = "\n".join(texts)
+        self.starts: list[int] = []
+        offset = 0
+        for text in texts:
+            self.starts.append(offset)
+            offset += len(text) + 1
+        self._grams: dict[str, list[int]] = {}
+        self._rankings: OrderedDict[tuple, list[tuple[int, float]]] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, choices: list[tuple[int, str]]) -> Choices:
-        lines: list[str] = []
-        owners: list[int] = []
-        for pk, text in choices:
-            for line in (text or "").splitlines():
-                line = utils.default_process(line)
-                if line:
-                    lines.append(line)
-                    owners.append(pk)
-        return cls(
-            lines=lines,
-            owners=owners,
-            order={pk: i for i, (pk, _text) in enumerate(choices)},
-        )
+    def build(cls, rows: Iterable[tuple[int, str]]) -> SearchIndex:
+        """From ``(pk, search_text)`` pairs in name order."""
+        position: dict[str, int] = {}
+        owners: list[list[int]] = []
+        order: dict[int, int] = {}
+        process_line = utils.default_process
+        for pk, text in rows:
+            order[pk] = len(order)
+            seen: set[str] = set()
+            for raw in (text or "").splitlines():
+                line = process_line(raw)
+                if not line or line in seen:
+                    continue
+                seen.add(line)
+                index = position.get(line)
+                if index is None:
+                    position[line] = len(owners)
+                    owners.append([pk])
+                else:
+                    owners[index].append(pk)
+        return cls(list(position), owners, order)
+
+    def containing(self, needle: str) -> list[int]:
+        """Indices of the texts that contain ``needle`` (a processed string)."""
+        blob, starts, found = self.blob, self.starts, []
+        pos = blob.find(needle)
+        while pos != -1:
+            index = bisect_right(starts, pos) - 1
+            found.append(index)
+            if index + 1 == len(starts):
+                break
+            pos = blob.find(needle, starts[index + 1])
+        return found
+
+    def with_trigram(self, gram: str) -> list[int]:
+        hit = self._grams.get(gram)
+        if hit is None:
+            if len(self._grams) >= self.MAX_GRAMS:
+                self._grams.clear()
+            hit = self._grams[gram] = self.containing(gram)
+        return hit
+
+    def ranking(self, query: str, allowed: set[int] | None) -> list[tuple[int, float]]:
+        """``rank_prepared`` for this index, remembered for the last few calls."""
+        if allowed is None:
+            rows = b"*"
+        else:
+            rows = hashlib.blake2b(array("q", sorted(allowed)).tobytes()).digest()
+        key = (query, rows)
+        with self._lock:
+            hit = self._rankings.get(key)
+            if hit is not None:
+                self._rankings.move_to_end(key)
+                return hit
+        ranked = rank_prepared(query, self, allowed)
+        with self._lock:
+            self._rankings[key] = ranked
+            if len(self._rankings) > self.MAX_RANKINGS:
+                self._rankings.popitem(last=False)
+        return ranked
 
 
 def _trigrams(query: str) -> set[str]:
     return {query[i : i + 3] for i in range(len(query) - 2)}
 
 
-def _line_scores(query: str, lines: list[str]) -> dict[int, float]:
-    """Line index -> best score of *query* against that line (processed query)."""
-    scores: dict[int, float] = {}  # line index -> score
+class _Ranking:
+    """Each allowed entry's best score so far, and the score to beat for a place."""
 
-    def keep(index: int, score: float) -> None:
-        if score > scores.get(index, 0):
-            scores[index] = score
+    def __init__(self, index: SearchIndex, allowed: set[int] | None):
+        self.owners = index.owners
+        self.allowed = allowed
+        self.best: dict[int, float] = {}
 
+    def add(self, line: int, score: float) -> None:
+        best, allowed = self.best, self.allowed
+        for pk in self.owners[line]:
+            if (allowed is None or pk in allowed) and score > best.get(pk, 0):
+                best[pk] = score
+
+    def floor(self) -> float:
+        """The ``MAX_RESULTS``-th best score (0 while fewer entries matched).
+
+        A line scoring below it cannot place any entry in the result, so the next
+        scorer may use it as its cutoff: same result, far fewer lines scored when a
+        query matches many names as a substring.
+        """
+        if len(self.best) < MAX_RESULTS:
+            return 0.0
+        return heapq.nlargest(MAX_RESULTS, self.best.values())[-1]
+
+
+def _score_lines(query: str, index: SearchIndex, ranking: _Ranking) -> None:
+    """Feed ``ranking`` every line's score for ``query`` (already processed)."""
+    texts = index.texts
     # Exact, prefix and substring hits rank above every fuzzy score.
-    for i, line in enumerate(lines):
-        if query in line:
-            keep(
-                i, 110.0 if line == query else 100.0 if line.startswith(query) else 99.0
-            )
-    if len(query) >= MIN_FUZZY_LENGTH:
-        for _line, score, index in process.extract(
+    for i in index.containing(query):
+        text = texts[i]
+        ranking.add(
+            i, 110.0 if text == query else 100.0 if text.startswith(query) else 99.0
+        )
+    if len(query) < MIN_FUZZY_LENGTH:
+        return
+    # rapidfuzz keeps scores >= cutoff; the epsilon keeps float rounding inclusive.
+    cutoff = max(SCORE_CUTOFF, ranking.floor()) / PARTIAL_WEIGHT - 1e-9
+    if cutoff <= 100:
+        for _text, score, i in process.extract(
             query,
-            lines,
+            texts,
             scorer=fuzz.partial_ratio,
             processor=None,
-            score_cutoff=SCORE_CUTOFF / PARTIAL_WEIGHT,
+            score_cutoff=cutoff,
             limit=None,
         ):
-            keep(index, score * PARTIAL_WEIGHT)
-        # WRatio only for lines sharing a third of the query's trigrams (C-level `in`).
-        grams = _trigrams(query)
-        hits: Counter[int] = Counter()
-        for gram in grams:
-            hits.update([i for i, line in enumerate(lines) if gram in line])
-        need = max(1, len(grams) // 3)
-        candidates = [i for i, n in hits.items() if n >= need]
-        if candidates:
-            subset = [lines[i] for i in candidates]
-            for _line, score, pos in process.extract(
-                query,
-                subset,
-                scorer=fuzz.WRatio,
-                processor=None,
-                score_cutoff=SCORE_CUTOFF,
-                limit=None,
-            ):
-                keep(candidates[pos], score)
-    return scores
+            ranking.add(i, score * PARTIAL_WEIGHT)
+    cutoff = max(SCORE_CUTOFF, ranking.floor())
+    if cutoff > 100:
+        return
+    # WRatio only for lines sharing a third of the query's trigrams.
+    grams = _trigrams(query)
+    hits: Counter[int] = Counter()
+    for gram in grams:
+        hits.update(index.with_trigram(gram))
+    need = max(1, len(grams) // 3)
+    candidates = [i for i, n in hits.items() if n >= need]
+    if candidates:
+        for _text, score, pos in process.extract(
+            query,
+            [texts[i] for i in candidates],
+            scorer=fuzz.WRatio,
+            processor=None,
+            score_cutoff=cutoff,
+            limit=None,
+        ):
+            ranking.add(candidates[pos], score)
 
 
 def rank_prepared(
-    query: str, prepared: Choices, allowed: set[int] | None = None
+    query: str, index: SearchIndex, allowed: set[int] | None = None
 ) -> list[tuple[int, float]]:
-    """Score prepared choices against ``query``; best first, ties by input order.
+    """Score the index against ``query``; best first, ties by name order.
 
     ``allowed`` limits the result to those pks (the other filters' rows).
     """
     query = utils.default_process(query or "")
-    if not query or not prepared.lines:
+    if not query or not index.texts:
         return []
-    scores = _line_scores(query, prepared.lines)
-    best: dict[int, float] = {}
-    owners = prepared.owners
-    for index, score in scores.items():
-        pk = owners[index]
-        if allowed is not None and pk not in allowed:
-            continue
-        if score > best.get(pk, 0):
-            best[pk] = score
-    order = prepared.order
-    ranked = sorted(best.items(), key=lambda item: (-item[1], order[item[0]]))
+    ranking = _Ranking(index, allowed)
+    _score_lines(query, index, ranking)
+    order = index.order
+    ranked = sorted(ranking.best.items(), key=lambda item: (-item[1], order[item[0]]))
     return ranked[:MAX_RESULTS]
 
 
 def rank(query: str, choices: list[tuple[int, str]]) -> list[tuple[int, float]]:
     """Score ``(pk, search_text)`` pairs against ``query``; best first, ties by input order."""
-    return rank_prepared(query, Choices.build(choices))
+    return rank_prepared(query, SearchIndex.build(choices))
 
 
-# --- cached choices -------------------------------------------------------------
-
-_memo_lock = threading.Lock()
-_memo: dict[str, Choices] = {}
-
-
-def registry_version(model) -> str:
-    """Changes whenever a row is added, removed, saved or re-synced (one query)."""
-    agg = model.objects.aggregate(
-        n=Count("pk"), top=Max("pk"), upd=Max("last_updated"), syn=Max("synced_at")
+def search_index(model) -> SearchIndex:
+    """The index of every ``model`` row for the current registry version."""
+    return per_version(
+        f"search-index:{model._meta.label}",
+        lambda: SearchIndex.build(
+            model.objects.order_by("name").values_list("pk", "search_text").iterator()
+        ),
     )
-    stamp = lambda v: v.isoformat() if v else "-"  # noqa: E731
-    return f"{agg['n']}:{agg['top']}:{stamp(agg['upd'])}:{stamp(agg['syn'])}"
-
-
-def cached_choices(model) -> Choices:
-    """Every entry's processed search lines for the current registry version."""
-    key = CACHE_PREFIX + registry_version(model)
-    with _memo_lock:
-        hit = _memo.get(key)
-    if hit is not None:
-        return hit
-    prepared = cache.get(key)
-    if prepared is None:
-        rows = list(model.objects.order_by("name").values_list("pk", "search_text"))
-        prepared = Choices.build(rows)
-        cache.set(key, prepared, CACHE_SECONDS)
-    with _memo_lock:
-        _memo.clear()  # one version at a time per process
-        _memo[key] = prepared
-    return prepared
 
 
 def search_queryset(queryset: QuerySet, query: str) -> QuerySet:
@@ -188,9 +256,9 @@ def search_queryset(queryset: QuerySet, query: str) -> QuerySet:
     query = (query or "").strip()
     if not query:
         return queryset
-    prepared = cached_choices(queryset.model)
+    index = search_index(queryset.model)
     allowed = set(queryset.order_by().values_list("pk", flat=True))
-    ranked = rank_prepared(query, prepared, allowed)
+    ranked = index.ranking(query, allowed)
     if not ranked:
         return queryset.none()
     pks = [pk for pk, _score in ranked]

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import functools
+import html
+
 import django_tables2 as tables
 from django.core.paginator import Paginator
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from .choices import Outcome
 from .export import SafeExportTableMixin
 from .models import ActionLog, ModelEntry
+from .table_plan import PlannedRowsMixin
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
@@ -42,6 +46,63 @@ LOCK_ICONS = {
 }
 
 
+def cell_html(template: str, *args) -> SafeString:
+    """``format_html`` for per-row cells: the same escaping (``__html__`` for safe
+    strings, else ``html.escape(str(arg))``, which is Django's ``escape``) without
+    its lazy-string wrappers, which cost more than the formatting itself."""
+    return mark_safe(  # noqa: S308 - every argument is escaped here
+        template.format(
+            *(
+                arg.__html__() if hasattr(arg, "__html__") else html.escape(str(arg))
+                for arg in args
+            )
+        )
+    )
+
+
+@functools.cache
+def _backend_cell(value: str) -> SafeString:
+    return format_html('<span class="be be-{}">{}</span>', value, value)
+
+
+@functools.cache
+def _capabilities_cell(flags: tuple[bool, ...]) -> SafeString:
+    return format_html(
+        '<span class="caps">{}</span>',
+        format_html_join(
+            "",
+            '<abbr class="cap {}" title="{}" aria-label="{}">{}</abbr>',
+            (
+                (
+                    "on" if on else "off",
+                    cap if on else f"no {cap}",
+                    cap if on else f"no {cap}",
+                    glyph,
+                )
+                for (cap, glyph), on in zip(CAPABILITY_GLYPHS, flags, strict=True)
+            ),
+        ),
+    )
+
+
+@functools.cache
+def _lock_cell(locked: bool) -> SafeString:
+    state = "Locked" if locked else "Unlocked"
+    return format_html(
+        '<span class="lock is-{}" title="{}">{}<span class="sr-only">{}</span></span>',
+        state.lower(),
+        state,
+        LOCK_ICONS[locked],
+        state,
+    )
+
+
+@functools.cache
+def _installed_cell(value: bool | None) -> SafeString:
+    label = _installed_word(value)
+    return format_html('<span class="yn {}">{}</span>', label, label)
+
+
 class PageSizePaginator(Paginator):
     """Only the page sizes the UI offers; anything else falls back to the default."""
 
@@ -59,7 +120,7 @@ def _row_attrs_selected(record, table):
     return "selected" if record.pk == getattr(table, "selected_pk", None) else ""
 
 
-class ModelEntryTable(SafeExportTableMixin, tables.Table):
+class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
     name = tables.Column(
         verbose_name="Logical Name",
         attrs={"th": {"class": "col-name"}, "td": {"class": "col-name"}},
@@ -118,7 +179,22 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
             ),
         }
 
+    #: The model fields the rows read (the view loads only these).
+    row_fields = (
+        "name",
+        "display_name",
+        "backend",
+        "roles",
+        *(f"cap_{cap}" for cap, _glyph in CAPABILITY_GLYPHS),
+        "locked",
+        "aggregate_sha256",
+        "installed",
+        "testing",
+        "deprecated",
+    )
     active_name = ""
+    #: The vLLM slot's model (live or queued), or "": only its row can show a badge.
+    slot_name = None
     #: Entry name -> {installed, active, autostart} from the last health check (the
     #: view sets it once per table: Ollama's Active? comes from /api/ps).
     runtime_flags: dict = {}
@@ -132,13 +208,15 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
         url = reverse("registry:modelentry_detail", args=[record.pk])
         return f"{url}?{self.detail_query}" if self.detail_query else url
 
+    # Per-row cells use cell_html (format_html's escaping without its lazy-string
+    # wrappers); cells with a handful of possible values are built once.
     def render_name(self, record, value):
         badges = ""
         if record.testing:
             badges += ' <span class="tag tag-testing">testing</span>'
         if record.deprecated:
             badges += ' <span class="tag tag-deprecated">deprecated</span>'
-        return format_html(
+        return cell_html(
             '<a class="row-link" href="{}" title="{}">{}</a>{}',
             self.detail_url(record),
             value,
@@ -147,58 +225,36 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
         )
 
     def render_display_name(self, value):
-        return format_html('<span title="{}">{}</span>', value, value)
+        return cell_html('<span title="{}">{}</span>', value, value)
 
     def render_backend(self, value):
-        return format_html('<span class="be be-{}">{}</span>', value, value)
+        return _backend_cell(value)
 
     def render_roles(self, value):
         if not value:
             return "—"
-        shown = format_html_join(
-            " ", '<span class="chip">{}</span>', ((r,) for r in value[:3])
+        shown = " ".join(
+            cell_html('<span class="chip">{}</span>', r) for r in value[:3]
         )
         if len(value) > 3:
-            rest = ", ".join(value[3:])
-            shown = format_html(
+            shown = cell_html(
                 '{} <span class="chip chip-more" title="{}">+{}</span>',
-                shown,
-                rest,
+                mark_safe(shown),  # noqa: S308 - built from escaped parts
+                ", ".join(value[3:]),
                 len(value) - 3,
             )
-        return shown
+        return mark_safe(shown)  # noqa: S308 - built from escaped parts
 
     def render_capabilities(self, record):
-        flags = set(record.capability_flags)
-        return format_html(
-            '<span class="caps">{}</span>',
-            format_html_join(
-                "",
-                '<abbr class="cap {}" title="{}" aria-label="{}">{}</abbr>',
-                (
-                    (
-                        "on" if cap in flags else "off",
-                        cap if cap in flags else f"no {cap}",
-                        cap if cap in flags else f"no {cap}",
-                        glyph,
-                    )
-                    for cap, glyph in CAPABILITY_GLYPHS
-                ),
-            ),
+        return _capabilities_cell(
+            tuple(getattr(record, f"cap_{cap}") for cap, _glyph in CAPABILITY_GLYPHS)
         )
 
     def render_locked(self, value):
-        state = "Locked" if value else "Unlocked"
-        return format_html(
-            '<span class="lock is-{}" title="{}">{}<span class="sr-only">{}</span></span>',
-            state.lower(),
-            state,
-            LOCK_ICONS[bool(value)],
-            state,
-        )
+        return _lock_cell(bool(value))
 
     def render_aggregate_sha256(self, value):
-        return format_html(
+        return cell_html(
             '<button type="button" class="hash copy" data-copy="{}" title="{} (click to copy)">'
             "{}</button>",
             value,
@@ -207,45 +263,63 @@ class ModelEntryTable(SafeExportTableMixin, tables.Table):
         )
 
     def render_active(self, record):
+        runtime = self.runtime_flags.get(record.name) or {}
+        if record.backend == "vllm":
+            if self.slot_name is not None and record.name != self.slot_name:
+                return ""  # the badge is only ever shown for the slot's model
+        elif runtime.get("active") is None:
+            return ""  # no health check has said either way
         # A plain dict context: a TemplateColumn would re-run every context processor
         # per row (queries per row). The activation badge caches its status on request.
         return get_template("registry/_cell_active.html").render(
             {
                 "entry": record,
                 "active_name": self.active_name,
-                "runtime": self.runtime_flags.get(record.name) or {},
+                "runtime": runtime,
                 "request": getattr(self, "request", None),
             }
         )
 
     def render_installed(self, value):
-        label = "unknown" if value is None else ("yes" if value else "no")
-        return format_html('<span class="yn {}">{}</span>', label, label)
+        return _installed_cell(value)
 
-    export_getters = {
-        "name": lambda table, r: r.name,
-        "display_name": lambda table, r: r.display_name,
-        "backend": lambda table, r: r.backend,
-        "roles": lambda table, r: ", ".join(r.roles or []),
-        "capabilities": lambda table, r: ", ".join(r.capability_flags),
-        "locked": lambda table, r: "locked" if r.locked else "unlocked",
-        "aggregate_sha256": lambda table, r: r.aggregate_sha256,
-        "installed": lambda table, r: (
-            "unknown" if r.installed is None else ("yes" if r.installed else "no")
+    export_fields = {
+        "name": (("name",), lambda table, name: name),
+        "display_name": (("display_name",), lambda table, display: display),
+        "backend": (("backend",), lambda table, backend: backend),
+        "roles": (("roles",), lambda table, roles: ", ".join(roles or [])),
+        "capabilities": (
+            tuple(f"cap_{cap}" for cap, _glyph in CAPABILITY_GLYPHS),
+            lambda table, *flags: ", ".join(
+                cap
+                for (cap, _glyph), on in zip(CAPABILITY_GLYPHS, flags, strict=True)
+                if on
+            ),
         ),
-        "active": lambda table, r: (
-            "yes"
-            if (table.active_name and table.active_name == r.name)
-            or (
-                r.backend != "vllm"
-                and (table.runtime_flags.get(r.name) or {}).get("active")
-            )
-            else ""
-        ),
+        "locked": (("locked",), lambda table, locked: _lock_word(locked)),
+        "aggregate_sha256": (("aggregate_sha256",), lambda table, sha: sha),
+        "installed": (("installed",), lambda table, value: _installed_word(value)),
+        "active": (("name", "backend"), lambda table, n, b: table.active_word(n, b)),
     }
 
+    def active_word(self, name: str, backend: str) -> str:
+        """ "yes" for the live vLLM model and for models a server reports loaded."""
+        if self.active_name and self.active_name == name:
+            return "yes"
+        if backend != "vllm" and (self.runtime_flags.get(name) or {}).get("active"):
+            return "yes"
+        return ""
 
-class ActionLogTable(SafeExportTableMixin, tables.Table):
+
+def _lock_word(locked: bool) -> str:
+    return "locked" if locked else "unlocked"
+
+
+def _installed_word(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+class ActionLogTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
     time = tables.DateTimeColumn(
         format="Y-m-d H:i:s", attrs={"td": {"class": "mono nowrap"}}
     )

@@ -22,6 +22,7 @@ def create_model_entry(name: str, **attrs):
     import json
 
     from registry.models import ModelEntry
+    from registry.version import bump
 
     backend = attrs.pop("backend", "vllm")
     roles = attrs.pop("roles", [])
@@ -52,4 +53,6 @@ def create_model_entry(name: str, **attrs):
         "cap_text": True,
     }
     defaults.update(attrs)
-    return ModelEntry.objects.create(name=name, **defaults)
+    entry = ModelEntry.objects.create(name=name, **defaults)
+    bump()  # what sync does with every row change: caches see the new row
+    return entry

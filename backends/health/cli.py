@@ -16,28 +16,6 @@ from . import check, summary
 from .endpoints import KIND_ORDER
 
 
-def add_subcommands(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "show-backends",
-        help="check every backend now and show its health",
-        description=(
-            "Check vLLM (active model), Ollama, LMDeploy, Triton and OpenAI-compatible "
-            "endpoints now (concurrently) and print status, since when, latency, "
-            "last error and what each serves."
-        ),
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument(
-        "--timeout", type=float, default=None, help="probe timeout in seconds"
-    )
-    parser.add_argument(
-        "--strict",
-        action="store_true",
-        help="exit 1 when a configured endpoint is not ready",
-    )
-    parser.set_defaults(func=show_backends)
-
-
 def _serves(row) -> dict[str, Any]:
     d = row.details or {}
     serves: dict[str, Any] = {}

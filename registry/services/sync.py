@@ -23,6 +23,8 @@ from ..audit import Actor, record
 from ..choices import Action, ChangeKind, Layer, Outcome, Provenance
 from ..diffing import diff_entries
 from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
+from ..version import bump as bump_registry_version
+from ..version import listing_changed
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +210,7 @@ def _sync(
         return result
     with transaction.atomic():
         result = _apply(registry, actor, action)
+        bump_registry_version()  # caches keyed on the version see this commit
         _save_layer_files(registry, _snapshot_current(registry, result))
         if action is None and (explicit or result.changed_anything):
             result.action = record(
@@ -709,6 +712,7 @@ def record_entry_write(
                 **entry_fields(entry, test_patterns(), now),
                 "installed": _installed(entry.merged, row.installed),
             }
+            bump_registry_version(listing=listing_changed(row, fields))
             user_name = actor.name if action is not None else ""
             history = _update_row(row, fields, now, action, user_name)
             ModelEntry.objects.bulk_update([row], MIRROR_UPDATE_FIELDS)

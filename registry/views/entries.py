@@ -6,9 +6,11 @@ One template per page; htmx requests (not boosted) get a named partial of it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import timedelta
+from importlib import metadata
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,9 +19,11 @@ from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
+from django.utils.decorators import method_decorator
 from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import condition, require_GET, require_POST
 from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin
 
@@ -55,6 +59,10 @@ PROVENANCE_FIELDS = (
     "metadata",
 )
 logger = logging.getLogger(__name__)
+try:  # part of every ETag: a new release's markup is never answered with a 304
+    RELEASE = metadata.version("imageworks-models-console")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+    RELEASE = "unreleased"
 
 RECENT_ACTIONS = 12
 DIFF_VALUE_CHARS = 300
@@ -110,6 +118,40 @@ def active_model_name() -> str:
     )
 
 
+def request_runtime_flags(request) -> dict:
+    """``runtime_flags()`` once per request (the ETag and the table both need it)."""
+    flags = getattr(request, "_runtime_flags", None)
+    if flags is None:
+        flags = request._runtime_flags = runtime_flags()
+    return flags
+
+
+def table_etag(request, *args, **kwargs) -> str | None:
+    """ETag of a Models table partial: changes when anything it shows can change.
+
+    The registry version (rows, counts, choices), the vLLM slot (Active? badges),
+    the last health check's flags (Ollama's installed/active), the user and the
+    release. None (no conditional GET) for full pages, exports and in DEBUG, where
+    templates change under a running server.
+    """
+    if settings.DEBUG or not request.htmx or request.htmx.boosted:
+        return None
+    if request.GET.get(CsvExportMixin.export_trigger_param):
+        return None
+    from ..version import registry_version
+
+    flags = json.dumps(request_runtime_flags(request), sort_keys=True, default=str)
+    slot = _request_slot(request)
+    parts = (
+        RELEASE,
+        registry_version(),
+        getattr(slot, "token", ""),
+        hashlib.sha256(flags.encode()).hexdigest(),
+        str(request.user.pk),
+    )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
 def runtime_flags() -> dict:
     """Entry name -> {installed, active, autostart} from the last health check (1 query)."""
     from backends.health import runtime_flags as flags
@@ -149,15 +191,20 @@ def implicit_sync(request):
     return result
 
 
+def _request_slot(request):
+    """The vLLM slot status the activation badges use, cached on the request."""
+    from backends.templatetags.activation import vllm_slot
+
+    return vllm_slot({"request": request})
+
+
 def request_active_name(request) -> str:
     """The live activation's logical name from the request's cached slot status.
 
     The activation badge template tag (``vllm_slot``) caches ``service.status()`` on
     the request; reading the active name from the same object saves a query per page.
     """
-    from backends.templatetags.activation import vllm_slot
-
-    slot = vllm_slot({"request": request})
+    slot = _request_slot(request)
     activation = getattr(slot, "activation", None)
     if activation is not None and activation.is_live:
         return slot.logical_name
@@ -210,9 +257,8 @@ class ModelEntryListView(
     FilterView,
 ):
     permission_required = "registry.view_modelentry"
-    queryset = ModelEntry.objects.defer(
-        "curated_raw", "discovered_raw", "capabilities", "backend_config"
-    )
+    # Only what the table shows: no JSON or dates decoded for 50 rows per page.
+    queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields)
     filterset_class = ModelEntryFilterSet
     table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"
@@ -220,13 +266,18 @@ class ModelEntryListView(
     selected = None
     sync_result = None
 
+    @method_decorator(condition(etag_func=table_etag))
     def get(self, request, *args, **kwargs):
         # Full page loads pick up outside edits of the layer files; htmx partials
         # (filters, sorting, refreshes) and exports do not pay for it.
         is_partial = request.htmx and not request.htmx.boosted
         if not is_partial and not request.GET.get(self.export_trigger_param):
             self.sync_result = implicit_sync(request)
-        return super().get(request, *args, **kwargs)
+        response = super().get(request, *args, **kwargs)
+        if is_partial:
+            # Revalidate every time: the browser sends If-None-Match, a 304 is free.
+            patch_cache_control(response, private=True, no_cache=True)
+        return response
 
     @property
     def base_url(self) -> str:
@@ -247,11 +298,14 @@ class ModelEntryListView(
     def get_table(self, **kwargs):
         table = super().get_table(**kwargs)
         table.active_name = self.active_name
-        table.runtime_flags = runtime_flags()
+        table.slot_name = getattr(_request_slot(self.request), "logical_name", "")
+        table.runtime_flags = request_runtime_flags(self.request)
         return table
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        if self.request.GET.get(self.export_trigger_param):
+            return context  # the export builds its own table and needs no more
         is_partial = self.request.htmx and not self.request.htmx.boosted
         # The banner and "loaded at" are outside the table partial: full pages only.
         layer_files = [] if is_partial else list(LayerFile.objects.all())
@@ -327,7 +381,7 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         last_change.setdefault(change.layer, change)
     endpoint = resolve_endpoint(merged)
     served = entry.served_model_id or entry.name
-    runtime = runtime_flags().get(entry.name) or {}
+    runtime = request_runtime_flags(request).get(entry.name) or {}
     autostart = autostart_command(entry.name)
     field_rows = [
         (key, sources.get(key, entry.provenance))

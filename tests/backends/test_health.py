@@ -15,9 +15,9 @@ from unittest import mock
 
 from django.test import TestCase, override_settings
 
+from backends import cli as backends_cli
 from backends import clients, health
 from backends.choices import HealthStatus
-from backends.health import cli as health_cli
 from backends.health import tasks as health_tasks
 from backends.models import BackendEndpoint
 from registry.models import ModelEntry
@@ -559,7 +559,7 @@ class CliTests(FakeTestCase):
         import argparse
 
         parser = argparse.ArgumentParser(prog="imageworks-models")
-        health_cli.add_subcommands(parser.add_subparsers(dest="command"))
+        backends_cli.add_subcommands(parser.add_subparsers(dest="command"))
         args = parser.parse_args(["show-backends", *argv])
         out = io.StringIO()
         with redirect_stdout(out):

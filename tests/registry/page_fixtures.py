@@ -82,6 +82,7 @@ def bulk_entries(count: int, prefix: str = "bulk") -> None:
     import hashlib
 
     from registry.models import ModelEntry
+    from registry.version import bump
 
     ModelEntry.objects.bulk_create(
         [
@@ -103,3 +104,4 @@ def bulk_entries(count: int, prefix: str = "bulk") -> None:
             for i in range(count)
         ]
     )
+    bump()

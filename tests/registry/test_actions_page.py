@@ -86,6 +86,10 @@ class ActionsPageTests(PermissionMatrixMixin, TestCase):
         self.assertNotIn("<html", html)
         self.assertIn('id="actions-table"', html)
 
+    def test_it_refuses_export_formats_it_does_not_offer(self):
+        response = self.client_for(self.viewer).get(URL + "?_export=xlsx")
+        self.assertEqual(response.status_code, 400)
+
     def test_it_exports_csv_with_the_formula_guard(self):
         response = self.client_for(self.viewer).get(URL + "?_export=csv")
         self.assertRegex(response["Content-Disposition"], r"actions-\d{8}-\d{4}\.csv")

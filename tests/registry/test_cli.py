@@ -383,6 +383,34 @@ def test_installed_console_script_subprocess():
         assert (
             proc.stderr.strip() == "Model 'definitely-not-there' not found in registry"
         )
+        for command in (["current-model"], ["show-backends"]):
+            proc = subprocess.run(
+                [str(SCRIPT), *command],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, (command, proc.stderr)
+        # The CLI starts without the web-only apps (their imports were most of the
+        # start-up): nothing of django-tables2, django-filter, django-q2 or psycopg.
+        proc = subprocess.run(
+            [
+                python,
+                "-c",
+                "import sys; from imageworks_site.cli import main; code = main(['list']);"
+                "print(sorted(m for m in ('django_tables2', 'django_filters', 'django_q',"
+                " 'psycopg') if m in sys.modules)); raise SystemExit(code)",
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[-1] == "[]"
         if shared_fixtures_available():
             proc = subprocess.run(
                 [str(SCRIPT), "export"],

@@ -57,7 +57,8 @@ class ExportTests(PersonaMixin, TestCase):
             LIST + "?_export=csv" + query
         )
         self.assertEqual(response.status_code, 200)
-        rows = list(csv.reader(io.StringIO(response.content.decode())))
+        response.body = b"".join(response.streaming_content).decode()
+        rows = list(csv.reader(io.StringIO(response.body)))
         return response, rows
 
     def test_it_names_the_file_with_a_timestamp(self):
@@ -104,11 +105,15 @@ class ExportTests(PersonaMixin, TestCase):
         create_model_entry("evil-formula", display_name='=HYPERLINK("http://x","a, b")')
         response, rows = self.export("&q=evil-formula")
         self.assertEqual(rows[1][1], '\'=HYPERLINK("http://x","a, b")')
-        self.assertIn(
-            '"\'=HYPERLINK(""http://x"",""a, b"")"', response.content.decode()
-        )
+        self.assertIn('"\'=HYPERLINK(""http://x"",""a, b"")"', response.body)
 
     def test_it_lets_a_viewer_export(self):
         _r, rows = self.export(user=self.viewer)
         self.assertGreater(len(rows), 1)
         self.assertTrue(re.match(r"^[a-z]", rows[1][0]))
+
+    def test_it_refuses_formats_it_does_not_offer(self):
+        for fmt in ("xlsx", "json", "nonsense"):
+            response = self.client_for(self.viewer).get(LIST + "?_export=" + fmt)
+            self.assertEqual(response.status_code, 400, fmt)
+            self.assertIn("csv", response.content.decode())

@@ -352,3 +352,19 @@ class QueryCountTests(PermissionMatrixMixin, TestCase):
 
     def test_it_keeps_the_export_constant(self):
         self.assert_constant(lambda: LIST + "?_export=csv")
+
+    def test_it_keeps_the_not_modified_answer_constant(self):
+        client = self.client_for(self.viewer)
+        url = LIST + "?backend=vllm&per_page=200"
+
+        def count() -> int:
+            etag = client.get(url, **HX)["ETag"]
+            with CaptureQueriesContext(connection) as ctx:
+                response = client.get(url, HTTP_IF_NONE_MATCH=etag, **HX)
+            self.assertEqual(response.status_code, 304)
+            return len(ctx.captured_queries)
+
+        bulk_entries(5, prefix="small")
+        small = count()
+        bulk_entries(195, prefix="large")
+        self.assertEqual(count(), small)

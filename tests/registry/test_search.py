@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import random
 import time
 
 from django.test import TestCase
+from rapidfuzz import fuzz, utils
 
+from registry import search
 from registry.models import ModelEntry
-from registry.search import MAX_RESULTS, rank, search_queryset
+from registry.search import (
+    MAX_RESULTS,
+    SearchIndex,
+    rank,
+    rank_prepared,
+    search_queryset,
+)
 from tests.registry.page_fixtures import seed_scenario
 
 CHOICES = [
@@ -64,6 +73,114 @@ def test_it_is_fast_at_ten_thousand_entries():
     assert result
     assert len(result) <= MAX_RESULTS
     assert elapsed < 1.5, elapsed
+
+
+def reference_rank(query, choices, allowed=None):
+    """Every line scored by every scorer, no index and no cutoffs: what the index
+    must reproduce exactly."""
+    query = utils.default_process(query)
+    grams = {query[i : i + 3] for i in range(len(query) - 2)}
+    best = {}
+    for pk, text in choices:
+        if allowed is not None and pk not in allowed:
+            continue
+        for line in filter(None, map(utils.default_process, text.splitlines())):
+            scores = [0.0]
+            if query in line:
+                scores.append(
+                    110.0
+                    if line == query
+                    else 100.0
+                    if line.startswith(query)
+                    else 99.0
+                )
+            if len(query) >= search.MIN_FUZZY_LENGTH:
+                partial = fuzz.partial_ratio(query, line)
+                if partial * search.PARTIAL_WEIGHT >= search.SCORE_CUTOFF:
+                    scores.append(partial * search.PARTIAL_WEIGHT)
+                if sum(g in line for g in grams) >= max(1, len(grams) // 3):
+                    w = fuzz.WRatio(query, line)
+                    if w >= search.SCORE_CUTOFF:
+                        scores.append(w)
+            if max(scores) > best.get(pk, 0):
+                best[pk] = max(scores)
+    order = {pk: i for i, (pk, _t) in enumerate(choices)}
+    ranked = sorted(best.items(), key=lambda item: (-item[1], order[item[0]]))
+    return ranked[:MAX_RESULTS]
+
+
+FAMILIES = [
+    ("qwen2.5-vl-{s}b-instruct_({q})", "Qwen2.5-VL {s}B Instruct ({q})"),
+    ("florence-2-{v}_({q})", "Florence 2 {v}"),
+    ("siglip-{v}-patch{s}-384_({q})", "SigLIP {v}"),
+    ("llama_{s}.0b_({q})", "llama {s}.0b {v}"),
+    ("gpt-oss-{s}b_({q})", "gpt-oss-{s}b"),
+]
+QUANTS = ["awq", "fp16", "q4_k_m", "mxfp4", "fp8", "gptq"]
+VARIANTS = ["large", "base", "l", "mini", "xl-preview", "tiny"]
+
+
+def misspelt(word: str, rng: random.Random) -> str:
+    """``word`` with 0-3 random one-letter edits (spreads the fuzzy scores)."""
+    letters = list(word)
+    for _ in range(rng.randrange(4)):
+        at = rng.randrange(len(letters))
+        edit = rng.choice("dis")
+        if edit == "d" and len(letters) > 3:
+            del letters[at]
+        elif edit == "i":
+            letters.insert(at, rng.choice("aeilnorst"))
+        else:
+            letters[at] = rng.choice("aeilnorst")
+    return "".join(letters)
+
+
+def varied_choices(count: int) -> list[tuple[int, str]]:
+    """Names of a few families with varied sizes, quantisations, variants and
+    misspellings, so scores spread out around the MAX_RESULTS-th best (where the
+    index raises its cutoffs)."""
+    rng = random.Random(14)
+    choices = []
+    for i in range(1, count + 1):
+        name, display = FAMILIES[i % len(FAMILIES)]
+        fields = {
+            "s": (i * 7) % 90 + 1,
+            "q": QUANTS[i % len(QUANTS)],
+            "v": VARIANTS[(i // 5) % len(VARIANTS)],
+        }
+        lines = [
+            misspelt(name.format(**fields), rng),
+            misspelt(display.format(**fields), rng) + f" #{i}",
+        ]
+        if i % 4 == 0:
+            lines.append(f"alias-{i % 11}")
+        choices.append((i, "\n".join(lines).lower()))
+    return sorted(choices, key=lambda c: c[1])
+
+
+def test_the_index_ranks_exactly_like_scoring_every_line():
+    choices = varied_choices(3000)
+    index = SearchIndex.build(choices)
+    allowed = {pk for pk, _ in choices if pk % 3}
+    queries = (
+        "qwen",
+        "qwen vl awq",
+        "florance",
+        "sigilp",
+        "larg patch",
+        "gpt oss",
+        "llama 8b",
+        "alias-3",
+        "12",
+        "zzzz",
+        "vl 7b qwen",
+        "instruct awq",
+    )
+    for query in queries:
+        for rows in (None, allowed):
+            assert rank_prepared(query, index, rows) == reference_rank(
+                query, choices, rows
+            ), (query, rows is None)
 
 
 class SearchQuerysetTests(TestCase):

@@ -1,0 +1,131 @@
+"""The registry version: an O(1) key for everything derived from the mirror.
+
+``bump()`` runs inside the transaction of every sync and write-back that changes
+``ModelEntry`` rows; ``registry_version()`` reads the one ``RegistryVersion`` row by
+primary key, once per request (the ETag, the filter choices and the search all ask).
+``per_version(name, build)`` keeps one value per name (the search index, the filter
+choices) in this process until the *listing* moves: a write-back that changes no
+name, search text, backend or roles (a verify recording a hash, a lock) bumps the
+version with ``listing=False`` and leaves those values valid.
+
+Writes that bypass sync and write-back (test fixtures, a shell) must call ``bump()``
+too, or pages keep serving what they derived from the rows before.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from asgiref.local import Local
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import RegistryVersion
+
+T = TypeVar("T")
+ROW = 1
+#: The version before the first bump (no row yet, e.g. a flushed database).
+INITIAL = ("0-initial", "initial")
+#: The ``ModelEntry`` fields the per-version values are built from.
+LISTING_FIELDS = ("name", "search_text", "backend", "roles_key")
+
+_lock = threading.Lock()
+_memo: dict[str, tuple[str, object]] = {}
+#: Per thread (and async task): inside a request, the version read first.
+_scope = Local()
+
+
+def bump(*, listing: bool = True) -> None:
+    """A new version, in the caller's transaction (call it where rows change).
+
+    ``listing=False`` when no row came or went and no ``LISTING_FIELDS`` changed.
+    """
+    with transaction.atomic():
+        stamp = uuid.uuid4().hex
+        changes = {"counter": F("counter") + 1, "stamp": stamp}
+        if listing:
+            changes["listing_stamp"] = stamp
+        updated = RegistryVersion.objects.filter(pk=ROW).update(
+            **changes, changed_at=timezone.now()
+        )
+        if not updated:
+            RegistryVersion.objects.update_or_create(
+                pk=ROW, defaults={"counter": 1, "stamp": stamp, "listing_stamp": stamp}
+            )
+    _scope.version = None
+
+
+def listing_changed(row, fields: dict) -> bool:
+    """Would writing ``fields`` over ``row`` change what the listing values hold?"""
+    return any(
+        getattr(row, name) != fields[name] for name in LISTING_FIELDS if name in fields
+    )
+
+
+def _read(fresh: bool) -> tuple[str, str]:
+    """(version, listing version): one primary-key lookup, reused within a request
+    (until this thread bumps) so one page sees one version."""
+    if not fresh:
+        known = getattr(_scope, "version", None)
+        if known is not None:
+            return known
+    row = (
+        RegistryVersion.objects.filter(pk=ROW)
+        .values_list("counter", "stamp", "listing_stamp")
+        .first()
+    )
+    versions = (f"{row[0]}-{row[1]}", row[2]) if row else INITIAL
+    if getattr(_scope, "in_request", False):
+        _scope.version = versions
+    return versions
+
+
+def registry_version(*, fresh: bool = False) -> str:
+    """The current version as a cache-key fragment; moves with every bump."""
+    return _read(fresh)[0]
+
+
+def listing_version(*, fresh: bool = False) -> str:
+    """Moves when rows come or go or their ``LISTING_FIELDS`` change."""
+    return _read(fresh)[1]
+
+
+def request_started(**kwargs) -> None:
+    """``request_started`` receiver: this request may reuse the version it reads."""
+    _scope.in_request = True
+    _scope.version = None
+
+
+def request_finished(**kwargs) -> None:
+    """``request_finished`` receiver: outside requests, every call asks."""
+    _scope.in_request = False
+    _scope.version = None
+
+
+def per_version(name: str, build: Callable[[], T]) -> T:
+    """``build()``'s value for the current listing version, built once per process.
+
+    ``build`` may only read ``LISTING_FIELDS`` and which rows exist. The version is
+    read before and after building: when a sync committed in between, the value is
+    used for this call but not kept (it may mix versions).
+    """
+    version = listing_version()
+    with _lock:
+        hit = _memo.get(name)
+    if hit is not None and hit[0] == version:
+        return hit[1]  # type: ignore[return-value]
+    value = build()
+    if listing_version(fresh=True) == version:
+        with _lock:
+            _memo[name] = (version, value)
+    return value
+
+
+def forget() -> None:
+    """Drop every per-version value of this process (tests)."""
+    with _lock:
+        _memo.clear()
