@@ -105,7 +105,7 @@ def filter_actions(params, queryset=None) -> ActionLogFilterSet:
 
 def version_token() -> str:
     """Changes whenever any entry row changes (one aggregate query)."""
-    return registry_version(ModelEntry)
+    return registry_version()
 
 
 def resolve_endpoint(merged: dict) -> str:

@@ -6,6 +6,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from registry.table_plan import PlannedRowsMixin
+
 from .choices import FindingKind
 from .models import Finding, TrashItem
 from .templatetags.inventory_tags import short_path
@@ -46,7 +48,7 @@ def _when(value) -> str:
     )
 
 
-class FindingTable(tables.Table):
+class FindingTable(PlannedRowsMixin, tables.Table):
     kind = tables.Column(verbose_name="Kind", attrs=td("Kind", "col-kind"))
     entry_name = tables.Column(verbose_name="Entry", attrs=td("Entry", "col-entry"))
     path = tables.Column(verbose_name="Path", attrs=td("Path", "col-path"))
@@ -113,7 +115,7 @@ class FindingTable(tables.Table):
         )
 
 
-class CandidateTable(tables.Table):
+class CandidateTable(PlannedRowsMixin, tables.Table):
     """Entries with a folder of their own, for the reclaim selection (a list)."""
 
     select = tables.Column(
@@ -179,7 +181,7 @@ class CandidateTable(tables.Table):
         return "—"
 
 
-class TrashTable(tables.Table):
+class TrashTable(PlannedRowsMixin, tables.Table):
     label = tables.Column(
         verbose_name="Entries / folder",
         empty_values=(),
