@@ -40,6 +40,8 @@ class Action(models.TextChoices):
     EXPORT = "export", "Export"
     HEALTH = "health", "Health"
     RECONCILE = "reconcile", "Reconcile"
+    REPAIR = "repair", "Repair"  # a stale snapshot or leftover temp files put right
+    TOKEN = "token", "API token"  # an API token created or revoked
 
 
 class Outcome(models.TextChoices):

@@ -14,7 +14,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import layers
-from .choices import Action, ChangeKind, JobStatus, Layer, Outcome, Provenance, Source
+from .choices import (
+    Action,
+    ChangeKind,
+    JobKind,
+    JobStatus,
+    Layer,
+    Outcome,
+    Provenance,
+    Source,
+)
 from .fields import OrderedJSONField
 
 
@@ -174,7 +183,7 @@ class Job(models.Model):
     django-q2 only transports the work; this row is what users see and poll.
     """
 
-    kind = models.CharField(max_length=32, db_index=True)
+    kind = models.CharField(max_length=32, choices=JobKind.choices, db_index=True)
     status = models.CharField(
         max_length=16,
         choices=JobStatus.choices,
