@@ -32,6 +32,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from registry.audit import Actor, record
+from registry.choices import Action
+
 from .choices import SCOPE_PERMISSIONS, TokenScope
 from .models import ApiToken
 
@@ -128,8 +131,12 @@ def create_token(
     *,
     expires_in_days: int | None = None,
     created_by: str = "",
+    actor: Actor | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token for ``user``; returns ``(token, secret)``. The secret is not kept.
+
+    The audit log records who created it (``actor``, by default ``user`` on the
+    site), for whom, its label, scope and expiry; never the secret.
 
     Raises :class:`TokenError` for an empty or duplicate label, an unknown scope,
     a scope above the user's role or a non-positive expiry.
@@ -169,6 +176,12 @@ def create_token(
             )
     except IntegrityError:
         raise TokenError(f"You already have a token labelled '{label}'.")
+    _audit(
+        actor or Actor.from_user(user),
+        token,
+        f"Created API token '{label}' ({scope}) for {user.get_username()}.",
+        op="create",
+    )
     logger.info(
         "token created user=%s label=%s scope=%s expires=%s by=%s",
         user.get_username(),
@@ -180,15 +193,39 @@ def create_token(
     return token, secret
 
 
-def revoke_token(token: ApiToken, *, by: str) -> bool:
-    """Revoke ``token`` now (idempotent); returns False if it was already revoked."""
+def revoke_token(token: ApiToken, *, by: str, actor: Actor | None = None) -> bool:
+    """Revoke ``token`` now (idempotent); returns False if it was already revoked.
+
+    A revocation is audited as ``actor`` (by default the token's own user)."""
     changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_by=by[:150]
     )
     if changed:
         token.refresh_from_db()
+        _audit(
+            actor or Actor.from_user(token.user),
+            token,
+            f"Revoked API token '{token.label}' of {token.user.get_username()}.",
+            op="revoke",
+        )
         logger.info("token revoked user=%s label=%s by=%s", token.user, token.label, by)
     return bool(changed)
+
+
+def _audit(actor: Actor, token: ApiToken, message: str, *, op: str) -> None:
+    record(
+        actor,
+        Action.TOKEN,
+        message=message,
+        details={
+            "op": op,
+            "token_id": token.pk,
+            "label": token.label,
+            "user": token.user.get_username(),
+            "scope": token.scope,
+            "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+        },
+    )
 
 
 # --------------------------------------------------------------------------- authenticate

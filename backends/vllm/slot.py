@@ -17,7 +17,7 @@ from django.db import OperationalError
 from backends.choices import ActivationMode, ActivationState
 from backends.models import Activation
 from registry.audit import Actor, record
-from registry.choices import Action, JobStatus, Source
+from registry.choices import Action, JobKind, JobStatus, Source
 from registry.jobs import progress as job_progress
 from registry.models import Job
 
@@ -30,8 +30,8 @@ SLOT = "vllm"
 LIVE = ActivationState.live()
 RECONCILER = Actor.system("reconcile", source=Source.SYSTEM)
 #: The job kinds that act on the slot (``backends.tasks``'s activate and stop jobs).
-ACTIVATE_JOB = "activate"
-STOP_JOB = "stop"
+ACTIVATE_JOB = JobKind.ACTIVATE
+STOP_JOB = JobKind.STOP
 SLOT_JOB_KINDS = (ACTIVATE_JOB, STOP_JOB)
 
 
@@ -51,9 +51,7 @@ def live_activation() -> Activation | None:
 def pending_job() -> Job | None:
     """The newest queued or running activate/stop job, if any."""
     return (
-        Job.objects.filter(
-            kind__in=SLOT_JOB_KINDS, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)
-        )
+        Job.objects.filter(kind__in=SLOT_JOB_KINDS, status__in=JobStatus.live())
         .order_by("-created")
         .first()
     )

@@ -167,7 +167,11 @@ class TokenServiceTests(FixtureRegistryMixin, PersonaMixin, TestCase):
         self.get("/api/v1/entries", secret, REMOTE_ADDR="10.1.2.4")  # a new address
         token.refresh_from_db()
         self.assertEqual((token.request_count, token.last_used_ip), (5, "10.1.2.4"))
-        self.assertFalse(ActionLog.objects.filter(user=self.viewer).exists())
+        # Reads go to the log lines above, not to the audit table (only the creation).
+        self.assertEqual(
+            list(ActionLog.objects.filter(user=self.viewer).values_list("action")),
+            [("token",)],
+        )
 
     # --- throttling ------------------------------------------------------------------
 
@@ -243,6 +247,26 @@ class TokenPageTests(PersonaMixin, TestCase):
         self.assertEqual(mine.revoked_by, "vera")
         self.assertEqual(mine.status, "revoked")
 
+    def test_creating_and_revoking_on_the_page_is_in_the_audit_log(self):
+        client = self.client_for(self.operator)
+        client.post(
+            reverse("tokens:token_create"),
+            {"label": "tagger", "scope": "operate", "expires_in_days": "30"},
+        )
+        token = ApiToken.objects.get(user=self.operator, label="tagger")
+        client.post(reverse("tokens:token_revoke", args=[token.pk]))
+        client.post(reverse("tokens:token_revoke", args=[token.pk]))  # already revoked
+        rows = list(ActionLog.objects.filter(action="token").order_by("pk"))
+        self.assertEqual(
+            [(r.user_name, r.details["op"], r.details["label"]) for r in rows],
+            [("alice", "create", "tagger"), ("alice", "revoke", "tagger")],
+        )
+        self.assertEqual(rows[0].details["scope"], "operate")
+        secret_free = " ".join(str(r.details) + r.message for r in rows)
+        self.assertNotIn(token.key_hash, secret_free)
+        log = self.client_for(self.admin).get(reverse("registry:actionlog_list"))
+        self.assertContains(log, "Revoked API token &#x27;tagger&#x27; of alice.")
+
     def test_the_user_menu_links_to_the_tokens_page(self):
         page = self.client_for(self.viewer).get(reverse("dashboard"))
         self.assertContains(page, reverse("tokens:token_list"))
@@ -290,6 +314,11 @@ class TokenCommandTests(PersonaMixin, TestCase):
         call_command("api_token", "revoke", str(token.pk), stdout=io.StringIO())
         token.refresh_from_db()
         self.assertEqual(token.status, "revoked")
+        audit = ActionLog.objects.filter(action="token").order_by("pk")
+        self.assertEqual(
+            [(r.source, r.details["op"], r.details["user"]) for r in audit],
+            [("cli", "create", "alice"), ("cli", "revoke", "alice")],
+        )
 
     def test_errors_are_command_errors(self):
         with self.assertRaisesMessage(CommandError, "No user named"):

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from api import tokens
 from api.choices import TokenScope
 from api.models import ApiToken
+from registry.audit import Actor
 
 
 def _operator() -> str:
@@ -53,6 +54,7 @@ class Command(BaseCommand):
                 scope,
                 expires_in_days=expires_days,
                 created_by=_operator(),
+                actor=Actor.cli(),
             )
         except tokens.TokenError as exc:
             raise CommandError(str(exc))
@@ -78,7 +80,7 @@ class Command(BaseCommand):
         token = ApiToken.objects.filter(pk=token_id).first()
         if token is None:
             raise CommandError(f"No token with id {token_id}.")
-        if tokens.revoke_token(token, by=_operator()):
+        if tokens.revoke_token(token, by=_operator(), actor=Actor.cli()):
             self.stdout.write(
                 f"Revoked token {token.pk} '{token.label}' of {token.user}."
             )
