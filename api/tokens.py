@@ -124,23 +124,8 @@ class Principal:
 # --------------------------------------------------------------------------- create / revoke
 
 
-def create_token(
-    user,
-    label: str,
-    scope: str = TokenScope.READ,
-    *,
-    expires_in_days: int | None = None,
-    created_by: str = "",
-    actor: Actor | None = None,
-) -> tuple[ApiToken, str]:
-    """Create a token for ``user``; returns ``(token, secret)``. The secret is not kept.
-
-    The audit log records who created it (``actor``, by default ``user`` on the
-    site), for whom, its label, scope and expiry; never the secret.
-
-    Raises :class:`TokenError` for an empty or duplicate label, an unknown scope,
-    a scope above the user's role or a non-positive expiry.
-    """
+def _checked(user, label: str, scope: str, expires_in_days: int | None):
+    """``(label, scope, expires_at)`` for a new token, or :class:`TokenError`."""
     label = (label or "").strip()
     if not label:
         raise TokenError(
@@ -162,6 +147,27 @@ def create_token(
         if expires_in_days < 1:
             raise TokenError("The expiry must be at least 1 day.")
         expires_at = timezone.now() + timedelta(days=expires_in_days)
+    return label, scope, expires_at
+
+
+def create_token(
+    user,
+    label: str,
+    scope: str = TokenScope.READ,
+    *,
+    expires_in_days: int | None = None,
+    created_by: str = "",
+    actor: Actor | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a token for ``user``; returns ``(token, secret)``. The secret is not kept.
+
+    The audit log records who created it (``actor``, by default ``user`` on the
+    site), for whom, its label, scope and expiry; never the secret.
+
+    Raises :class:`TokenError` for an empty or duplicate label, an unknown scope,
+    a scope above the user's role or a non-positive expiry.
+    """
+    label, scope, expires_at = _checked(user, label, scope, expires_in_days)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
         with transaction.atomic():
