@@ -97,10 +97,19 @@ def configured_nvidia_smi() -> str:
     return os.environ.get("IMAGEWORKS_NVIDIA_SMI", "")
 
 
+def default_timeout() -> float:
+    """``IMAGEWORKS_NVIDIA_SMI_TIMEOUT`` seconds (3 by default) for one nvidia-smi read."""
+    try:
+        return float(os.environ.get("IMAGEWORKS_NVIDIA_SMI_TIMEOUT") or DEFAULT_TIMEOUT)
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
 def read_gpus(
-    *, nvidia_smi: str | None = None, timeout: float = DEFAULT_TIMEOUT
+    *, nvidia_smi: str | None = None, timeout: float | None = None
 ) -> GpuSnapshot:
     """The GPUs and their compute processes, or an "unknown" snapshot saying why."""
+    timeout = default_timeout() if timeout is None else timeout
     explicit = configured_nvidia_smi() if nvidia_smi is None else nvidia_smi
     if explicit:
         return read_nvidia_smi(explicit, timeout=timeout)
