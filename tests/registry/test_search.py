@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 from django.test import TestCase
 from rapidfuzz import fuzz, utils
@@ -60,19 +59,6 @@ def test_it_returns_nothing_for_nonsense_or_blank():
 
 def test_it_does_not_fuzz_two_letter_queries():
     assert [pk for pk, _ in rank("vl", CHOICES)] == [1, 5]
-
-
-def test_it_is_fast_at_ten_thousand_entries():
-    choices = [
-        (i, f"vendor{i % 97}-model-{i}_(q4_k_m)\nvendor {i % 97} model {i}\nalias-{i}")
-        for i in range(10_000)
-    ]
-    start = time.perf_counter()
-    result = rank("vendr12 modl", choices)
-    elapsed = time.perf_counter() - start
-    assert result
-    assert len(result) <= MAX_RESULTS
-    assert elapsed < 1.5, elapsed
 
 
 def reference_rank(query, choices, allowed=None):
