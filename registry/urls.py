@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .views import bulk as bulk_views
 from .views import edit as edit_views
 from .views import entries as views
 from .views import importing as import_views
@@ -47,5 +48,7 @@ urlpatterns = [
     path("models/import/fields/", import_views.import_fields, name="import_fields"),
     path("models/import/review/", import_views.import_review, name="import_review"),
     path("models/import/confirm/", import_views.import_confirm, name="import_confirm"),
+    path("models/bulk/", bulk_views.bulk_action, name="bulk_action"),
+    path("models/bulk/<int:pk>/", bulk_views.bulk_progress, name="bulk_progress"),
     # --- feature URLs (verify/lock, edit, import) are added below ---
 ]

@@ -30,7 +30,7 @@ from django_tables2 import SingleTableMixin
 from imageworks_site.permissions import RolePermissionRequiredMixin
 
 from ..audit import Actor
-from ..choices import Action, Layer
+from ..choices import Action, BulkAction, Layer
 from ..export import CsvExportMixin
 from ..filtersets import ActionLogFilterSet, ModelEntryFilterSet
 from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
@@ -263,6 +263,7 @@ class ModelEntryListView(
     table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"
     export_prefix = "models"
+    exclude_columns = ("select",)  # the bulk-action checkboxes
     selected = None
     sync_result = None
 
@@ -322,6 +323,7 @@ class ModelEntryListView(
             registry_dir=settings.IMAGEWORKS_REGISTRY_DIR,
             card_backends=self.card_backends(),
             list_url=self.base_url,
+            bulk_actions=BulkAction.choices,
             current_query=self.request.GET.urlencode(),
             selected=self.selected,
             # Called by the template only when the table is empty.

@@ -61,7 +61,10 @@ POLICY: dict[str, dict[str, str]] = {
     "registry:job_detail": {"GET": VIEW_JOB},
     "registry:job_status": {"GET": VIEW_JOB},
     "registry:entry_verify_panel": {"GET": VIEW_ENTRY},
+    "registry:bulk_progress": {"GET": VIEW_JOB},
     # registry: changing
+    # per-row permissions are checked by the service (refused rows are reported)
+    "registry:bulk_action": {"POST": VIEW_ENTRY},
     "registry:registry_reload": {"POST": "registry.sync_registry"},
     # the sample job is a verify job: cancelling it needs the verify permission
     "registry:job_cancel": {"POST": "registry.verify_entry"},

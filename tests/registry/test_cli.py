@@ -97,6 +97,7 @@ EVERY_COMMAND = (
     "show-backends",
     "reconcile",
     "preflight",
+    "bulk",
 )
 
 
