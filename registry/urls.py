@@ -5,6 +5,7 @@ from .views import edit as edit_views
 from .views import entries as views
 from .views import importing as import_views
 from .views import jobs as job_views
+from .views import revert as revert_views
 from .views import verify as verify_views
 
 app_name = "registry"
@@ -50,5 +51,10 @@ urlpatterns = [
     path("models/import/confirm/", import_views.import_confirm, name="import_confirm"),
     path("models/bulk/", bulk_views.bulk_action, name="bulk_action"),
     path("models/bulk/<int:pk>/", bulk_views.bulk_progress, name="bulk_progress"),
+    path(
+        "models/<int:pk>/changes/<int:change_pk>/revert/",
+        revert_views.entry_revert,
+        name="entry_revert",
+    ),
     # --- feature URLs (verify/lock, edit, import) are added below ---
 ]

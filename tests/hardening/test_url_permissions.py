@@ -27,7 +27,7 @@ from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from backends.models import Activation
-from registry.models import Job, ModelEntry
+from registry.models import EntryChange, Job, ModelEntry
 from tests.base import PersonaMixin, make_user, quiet_request_log
 from tests.hardening.common import TempRegistryMixin, sync_sample
 
@@ -74,6 +74,7 @@ POLICY: dict[str, dict[str, str]] = {
     "registry:entry_edit": {"GET": EDIT},
     "registry:entry_edit_preview": {"POST": EDIT},
     "registry:entry_edit_confirm": {"POST": EDIT},
+    "registry:entry_revert": {"GET": EDIT, "POST": EDIT},
     "registry:import_start": {"GET": IMPORT},
     "registry:import_fields": {"POST": IMPORT},
     "registry:import_review": {"POST": IMPORT},
@@ -216,6 +217,15 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
             entry_name=cls.vllm_entry.name,
             user_name="alice",
         )
+        cls.change = EntryChange.objects.create(
+            entry=cls.vllm_entry,
+            entry_name=cls.vllm_entry.name,
+            layer="curated",
+            kind="changed",
+            changes=[
+                {"path": "display_name", "op": "changed", "before": "x", "after": "y"}
+            ],
+        )
         cls.activation = Activation.objects.create(
             entry=cls.vllm_entry,
             logical_name=cls.vllm_entry.name,
@@ -250,6 +260,8 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
                     kwargs[key] = self.other_entry.pk
                 else:
                     kwargs[key] = self.vllm_entry.pk
+            elif key == "change_pk":
+                kwargs[key] = self.change.pk
             elif key == "backend" or key == "kind":
                 kwargs[key] = "vllm"
             else:
