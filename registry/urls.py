@@ -21,6 +21,7 @@ urlpatterns = [
     path("models/diff/", views.registry_diff, name="registry_diff"),
     path("models/cards/<str:backend>/", views.backend_card, name="backend_card"),
     path("models/recent/", views.recent_actions, name="recent_actions"),
+    path("models/columns/", views.table_columns, name="table_columns"),
     path("models/reload/", views.registry_reload, name="registry_reload"),
     path("actions/", views.ActionLogListView.as_view(), name="actionlog_list"),
     path("jobs/<int:pk>/", job_views.job_detail, name="job_detail"),

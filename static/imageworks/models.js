@@ -226,7 +226,7 @@
 
   // Reload returns to the view the user is looking at now (htmx may have changed the URL).
   document.addEventListener("submit", function (evt) {
-    if (evt.target.id !== "reload-form") return;
+    if (evt.target.id !== "reload-form" && evt.target.id !== "columns-form") return;
     var next = evt.target.querySelector("input[name=next]");
     if (next) next.value = location.pathname + location.search;
   });
@@ -426,4 +426,15 @@
     syncSelection();
   });
   document.addEventListener("htmx:afterSettle", syncSelection);
+
+  // Column chooser: ↑/↓ reorder the list in place (without JavaScript they submit).
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest && evt.target.closest("#columns-form [data-move]");
+    if (!btn) return;
+    evt.preventDefault();
+    var li = btn.closest("li");
+    if (btn.dataset.move === "-1" && li.previousElementSibling) li.parentNode.insertBefore(li, li.previousElementSibling);
+    else if (btn.dataset.move === "1" && li.nextElementSibling) li.parentNode.insertBefore(li.nextElementSibling, li);
+    btn.focus();
+  });
 })();

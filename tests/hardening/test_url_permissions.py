@@ -65,6 +65,8 @@ POLICY: dict[str, dict[str, str]] = {
     # registry: changing
     # per-row permissions are checked by the service (refused rows are reported)
     "registry:bulk_action": {"POST": VIEW_ENTRY},
+    # a user's own column choice for the Models table
+    "registry:table_columns": {"POST": VIEW_ENTRY},
     "registry:registry_reload": {"POST": "registry.sync_registry"},
     # the sample job is a verify job: cancelling it needs the verify permission
     "registry:job_cancel": {"POST": "registry.verify_entry"},
