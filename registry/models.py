@@ -344,7 +344,9 @@ class TableConfig(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "table"], name="one_config_per_table")
+            models.UniqueConstraint(
+                fields=["user", "table"], name="one_config_per_table"
+            )
         ]
 
     def __str__(self) -> str:

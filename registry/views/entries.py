@@ -34,6 +34,7 @@ from ..choices import Action, BulkAction, Layer
 from ..export import CsvExportMixin
 from ..filtersets import ActionLogFilterSet, ModelEntryFilterSet
 from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
+from ..services import columns
 from ..tables import (
     DEFAULT_PAGE_SIZE,
     PAGE_SIZES,
@@ -41,7 +42,6 @@ from ..tables import (
     ModelEntryTable,
     PageSizePaginator,
 )
-from ..services import columns
 from ..tasks import request_sync
 
 CARD_BACKENDS = ("vllm", "ollama", "lmdeploy")
