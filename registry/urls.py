@@ -51,6 +51,7 @@ urlpatterns = [
     path("models/import/review/", import_views.import_review, name="import_review"),
     path("models/import/confirm/", import_views.import_confirm, name="import_confirm"),
     path("models/bulk/", bulk_views.bulk_action, name="bulk_action"),
+    path("models/compare/", bulk_views.entry_compare, name="entry_compare"),
     path("models/bulk/<int:pk>/", bulk_views.bulk_progress, name="bulk_progress"),
     path(
         "models/<int:pk>/changes/<int:change_pk>/revert/",

@@ -1,4 +1,5 @@
-"""Bulk actions on the Models page's selected rows (Django admin's actions).
+"""Bulk actions on the Models page's selected rows (Django admin's actions), and
+Compare two.
 
 ``models/bulk/`` (POST + CSRF): without ``confirm`` it shows what will happen to each
 selected entry (the intermediate page, writes nothing); with ``confirm`` it queues
@@ -18,8 +19,9 @@ from django_htmx.http import HttpResponseStopPolling
 from ..audit import Actor
 from ..choices import JobKind
 from ..jobs import JobConflict
-from ..models import Job
+from ..models import Job, ModelEntry
 from ..services import bulk
+from ..services.compare import compare_entries
 
 
 def _selected_pks(request) -> list[int]:
@@ -41,6 +43,8 @@ def _back(request) -> str:
 @permission_required("registry.view_modelentry", raise_exception=True)
 def bulk_action(request):
     """Confirm page (no ``confirm``), or queue the batch (``confirm=yes``)."""
+    if request.POST.get("compare"):
+        return _compare_redirect(request)
     try:
         action = bulk.check_action(request.POST.get("action", ""))
         entries, _missing = bulk.resolve_entries(pks=_selected_pks(request))
@@ -60,6 +64,17 @@ def bulk_action(request):
         messages.error(request, str(exc))
         return redirect(_back(request))
     return redirect("registry:bulk_progress", pk=job.pk)
+
+
+def _compare_redirect(request):
+    pks = list(dict.fromkeys(_selected_pks(request)))
+    if len(pks) != 2:
+        messages.error(
+            request, f"Tick exactly two rows to compare ({len(pks)} ticked)."
+        )
+        return redirect(_back(request))
+    url = reverse("registry:entry_compare")
+    return redirect(f"{url}?a={pks[0]}&b={pks[1]}")
 
 
 def _batch(pk: int) -> tuple[Job, list[dict], bool]:
@@ -86,4 +101,22 @@ def bulk_progress(request, pk: int):
     return render(request, "registry/bulk_progress.html", context)
 
 
-__all__ = ["bulk_action", "bulk_progress"]
+@require_GET
+@login_required
+@permission_required("registry.view_modelentry", raise_exception=True)
+def entry_compare(request):
+    """``models/compare/?a=<pk>&b=<pk>``: two entries side by side, and their diff."""
+    try:
+        pks = [int(request.GET["a"]), int(request.GET["b"])]
+    except (KeyError, ValueError):
+        messages.error(request, "Tick exactly two rows, then press Compare two.")
+        return redirect(_back(request))
+    entries = ModelEntry.objects.in_bulk(pks)
+    if len(entries) != 2:
+        messages.error(request, "Pick two different entries that exist to compare.")
+        return redirect(_back(request))
+    comparison = compare_entries(entries[pks[0]], entries[pks[1]])
+    return render(request, "registry/compare.html", {"cmp": comparison})
+
+
+__all__ = ["bulk_action", "bulk_progress", "entry_compare"]

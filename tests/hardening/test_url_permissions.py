@@ -62,6 +62,7 @@ POLICY: dict[str, dict[str, str]] = {
     "registry:job_status": {"GET": VIEW_JOB},
     "registry:entry_verify_panel": {"GET": VIEW_ENTRY},
     "registry:bulk_progress": {"GET": VIEW_JOB},
+    "registry:entry_compare": {"GET": VIEW_ENTRY},
     # registry: changing
     # per-row permissions are checked by the service (refused rows are reported)
     "registry:bulk_action": {"POST": VIEW_ENTRY},
