@@ -31,7 +31,7 @@ from django.core.exceptions import PermissionDenied
 from .. import layers
 from ..audit import Actor, record
 from ..choices import Action, BulkAction, JobKind, LockRequestStatus, Outcome
-from ..jobs import enqueue, log, progress
+from ..jobs import JobCancelled, enqueue, is_cancel_requested, log, progress
 from ..models import Job, ModelEntry
 from .verify import (
     LOCK_NOT_APPLICABLE_MESSAGE,
@@ -312,6 +312,8 @@ def run_bulk(
     action = check_action(action)
     items = []
     for index, entry in enumerate(entries):
+        if job is not None and is_cancel_requested(job):
+            raise JobCancelled(f"Cancelled after {index} of {len(entries)} entries")
         entry.refresh_from_db()  # the plan may be minutes old
         meter = progress_for(entry) if progress_for else None
         item = apply_one(
@@ -363,7 +365,10 @@ def batch_items(job: Job) -> list[dict]:
     done = {i["name"] for i in items}
     for name in (job.params or {}).get("names") or []:
         if name not in done:
-            items.append({"name": name, "state": "pending", "message": "Waiting."})
+            message = (
+                "Not run: the batch ended first." if job.is_terminal else "Waiting."
+            )
+            items.append({"name": name, "state": "pending", "message": message})
     ids = [i["job_id"] for i in items if i.get("job_id")]
     children = Job.objects.in_bulk(ids) if ids else {}
     for item in items:

@@ -166,3 +166,42 @@ class BulkTests(SampleRegistryMixin, BaseTestCase):
         self.assertFalse(ModelEntry.objects.get(name=SIGLIP).locked)
         row = ActionLog.objects.get(action="unlock", entry_name=SIGLIP)
         self.assertEqual(row.source, "cli")
+
+
+class BulkCancelTests(SampleRegistryMixin, BaseTestCase):
+    def setUp(self):
+        self.setup_registry()
+
+    def test_a_cancelled_batch_stops_and_says_which_entries_did_not_run(self):
+        from registry.jobs import cancel, run_job
+
+        entries, _ = bulk.resolve_entries(names=[SIGLIP, FLORENCE])
+        job = bulk.start_bulk("unlock", entries, Actor.from_user(self.operator))
+        cancel(job)  # before a worker picks it up
+        run_job(job.pk)
+        job.refresh_from_db()
+        self.assertEqual(job.status, JobStatus.CANCELLED)
+        self.assertTrue(ModelEntry.objects.get(name=SIGLIP).locked)
+        items = bulk.batch_items(job)
+        self.assertEqual(
+            [i["message"] for i in items], ["Not run: the batch ended first."] * 2
+        )
+
+    def test_a_batch_cancelled_while_running_stops_before_the_next_entry(self):
+        from registry.jobs import JobCancelled, cancel
+
+        entries, _ = bulk.resolve_entries(names=[SIGLIP, "internvl2-8b_(AWQ)"])
+        self.assertEqual(len(entries), 2)
+        job = bulk.start_bulk("unlock", entries, Actor.from_user(self.operator))
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+        with self.assertRaises(JobCancelled):
+            bulk.run_bulk(
+                "unlock",
+                entries,
+                Actor.from_user(self.operator),
+                background=True,
+                job=job,
+                on_item=lambda _i, _item: cancel(job),
+            )
+        self.assertFalse(ModelEntry.objects.get(name=SIGLIP).locked)
+        self.assertTrue(ModelEntry.objects.get(name="internvl2-8b_(AWQ)").locked)
