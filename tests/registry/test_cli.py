@@ -109,6 +109,19 @@ def test_help_lists_every_command(capsys):
     assert sorted(listed) == sorted(EVERY_COMMAND), out
 
 
+def test_readme_lists_every_command():
+    """README's "Command line" block names every command ``--help`` lists."""
+    readme = (REPO_DIR / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```text", 1)[1]
+    block = block.split("```", 1)[0]
+    missing = [
+        cmd
+        for cmd in EVERY_COMMAND
+        if not re.search(rf"(?<![\w-]){re.escape(cmd)}(?![\w-])", block)
+    ]
+    assert missing == [], f"README's command list lacks {missing}"
+
+
 def test_a_plugin_that_cannot_be_imported_fails_loudly(monkeypatch):
     from imageworks_site import cli
 
