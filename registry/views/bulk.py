@@ -116,7 +116,15 @@ def entry_compare(request):
         messages.error(request, "Pick two different entries that exist to compare.")
         return redirect(_back(request))
     comparison = compare_entries(entries[pks[0]], entries[pks[1]])
-    return render(request, "registry/compare.html", {"cmp": comparison})
+    only_diff = request.GET.get("only") == "diff"
+    rows = (
+        [r for r in comparison.rows if not r["same"]] if only_diff else comparison.rows
+    )
+    return render(
+        request,
+        "registry/compare.html",
+        {"cmp": comparison, "rows": rows, "only_diff": only_diff},
+    )
 
 
 __all__ = ["bulk_action", "bulk_progress", "entry_compare"]

@@ -201,3 +201,8 @@ def test_compare_two_entries(
     no_sideways_scroll(page)
     axe(page, f"compare page ({size})")
     page.screenshot(path=str(artifacts_dir / f"compare-{size}.png"), full_page=True)
+    page.get_by_test_id("compare-toggle").click()
+    expect(page.locator('tr[data-same="true"]')).to_have_count(0)
+    expect(page.locator('tr[data-same="false"]').first).to_be_visible()
+    axe(page, f"compare page, differences only ({size})")
+    page.screenshot(path=str(artifacts_dir / f"compare-diff-{size}.png"))

@@ -55,6 +55,16 @@ class CompareTests(PermissionMatrixMixin, BaseTestCase):
         )
         self.assertIn(f"--- a/{self.a.name}", cmp.preview.unified_text)
 
+    def test_only_the_differences_on_request(self):
+        response = self.client_for(self.viewer).get(
+            self.url(self.a, self.b) + "&only=diff"
+        )
+        html = response.content.decode()
+        cmp = response.context["cmp"]
+        self.assertEqual(html.count('data-same="false"'), cmp.differing)
+        self.assertNotIn('data-same="true"', html)
+        self.assertContains(response, "Show all fields")
+
     def test_an_entry_compared_with_itself_has_no_differences(self):
         response = self.client_for(self.viewer).get(
             self.url(self.a, self.a), follow=True
