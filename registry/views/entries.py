@@ -159,6 +159,9 @@ def table_etag(request, *args, **kwargs) -> str | None:
         hashlib.sha256(flags.encode()).hexdigest(),
         str(request.user.pk),
         json.dumps(request_table_columns(request)),  # the user's column choice
+        # The bulk form's CSRF token: a new login (new session, new token) must
+        # never be answered with a cached partial holding the old one.
+        hashlib.sha256((request.session.session_key or "").encode()).hexdigest(),
     )
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 

@@ -132,3 +132,19 @@ class ColumnChooserTests(PermissionMatrixMixin, BaseTestCase):
         )
         html = self.client_for(self.viewer).get(LIST).content.decode()
         self.assertEqual(headers(html), ["select", "name", "backend"])
+
+
+class BulkFormCacheTests(BaseTestCase):
+    def test_a_new_login_is_not_answered_with_a_cached_partial(self):
+        """The partial holds the bulk form's CSRF token: a new session, a new ETag."""
+        seed_scenario()
+        first = self.client_for(self.operator)
+        with self.settings(DEBUG=False):
+            etag = first.get(LIST, **HX)["ETag"]
+            self.assertEqual(
+                first.get(LIST, HTTP_IF_NONE_MATCH=etag, **HX).status_code, 304
+            )
+            again = self.client_for(self.operator)  # logs in anew
+            response = again.get(LIST, HTTP_IF_NONE_MATCH=etag, **HX)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn('name="csrfmiddlewaretoken"', response.content.decode())
