@@ -31,6 +31,7 @@ from typing import Any
 PLUGINS = (
     "registry.cli.verify",  # verify, lock, unlock
     "registry.cli.importing",  # import
+    "registry.cli.bulk",  # bulk verify|lock|unlock
     "backends.cli",  # activate-model, current-model, preflight, show-backends
     "inventory.cli",  # reconcile
 )

@@ -80,6 +80,15 @@ class JobKind(models.TextChoices):
     ACTIVATE = "activate", "Activate"
     STOP = "stop", "Stop"
     RECONCILE_SCAN = "reconcile_scan", "Reconcile scan"
+    BULK = "bulk", "Bulk action"  # verify/lock/unlock many entries (services.bulk)
+
+
+class BulkAction(models.TextChoices):
+    """What a bulk action on selected Models rows does (``services.bulk``)."""
+
+    VERIFY = "verify", "Verify"
+    LOCK = "lock", "Lock"
+    UNLOCK = "unlock", "Unlock"
 
 
 class LockRequestStatus(models.TextChoices):

@@ -327,6 +327,32 @@ class EntryChange(models.Model):
         return f"{self.entry_name} [{self.layer}] {self.kind}"
 
 
+class TableConfig(models.Model):
+    """One user's columns for one table (NetBox's table config): shown, in order.
+
+    ``columns`` lists the configurable columns to show, in display order; columns
+    that are always shown (the row checkbox, the name) are not listed. No row: the
+    table's default columns.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    table = models.CharField(max_length=50)
+    columns = models.JSONField(default=list, blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "table"], name="one_config_per_table"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.table}"
+
+
 __all__ = [
     "Action",
     "ActionLog",
@@ -341,4 +367,5 @@ __all__ = [
     "Provenance",
     "RegistryVersion",
     "Source",
+    "TableConfig",
 ]

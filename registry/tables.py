@@ -116,11 +116,32 @@ class PageSizePaginator(Paginator):
         super().__init__(object_list, per_page, *args, **kwargs)
 
 
+class SelectColumn(tables.Column):
+    """A checkbox per row for the bulk actions and Compare (``form="bulk-form"``), and
+    a select-all-on-this-page box in the header (``static/imageworks/models.js``)."""
+
+    header = mark_safe(
+        '<input type="checkbox" data-select-all form="bulk-form" '
+        'aria-label="Select every row on this page">'
+    )
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("accessor", "pk")
+        kwargs.setdefault("orderable", False)
+        kwargs.setdefault("empty_values", ())
+        kwargs.setdefault("exclude_from_export", True)
+        kwargs.setdefault(
+            "attrs", {"th": {"class": "col-select"}, "td": {"class": "col-select"}}
+        )
+        super().__init__(**kwargs)
+
+
 def _row_attrs_selected(record, table):
     return "selected" if record.pk == getattr(table, "selected_pk", None) else ""
 
 
 class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
+    select = SelectColumn()
     name = tables.Column(
         verbose_name="Logical Name",
         attrs={"th": {"class": "col-name"}, "td": {"class": "col-name"}},
@@ -210,6 +231,14 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
 
     # Per-row cells use cell_html (format_html's escaping without its lazy-string
     # wrappers); cells with a handful of possible values are built once.
+    def render_select(self, record):
+        return cell_html(
+            '<input type="checkbox" name="select" value="{}" form="bulk-form" '
+            'aria-label="Select {}">',
+            record.pk,
+            record.name,
+        )
+
     def render_name(self, record, value):
         badges = ""
         if record.testing:

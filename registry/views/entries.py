@@ -30,10 +30,11 @@ from django_tables2 import SingleTableMixin
 from imageworks_site.permissions import RolePermissionRequiredMixin
 
 from ..audit import Actor
-from ..choices import Action, Layer
+from ..choices import Action, BulkAction, Layer
 from ..export import CsvExportMixin
 from ..filtersets import ActionLogFilterSet, ModelEntryFilterSet
 from ..models import ActionLog, EntryChange, LayerFile, ModelEntry
+from ..services import columns
 from ..tables import (
     DEFAULT_PAGE_SIZE,
     PAGE_SIZES,
@@ -126,6 +127,15 @@ def request_runtime_flags(request) -> dict:
     return flags
 
 
+def request_table_columns(request) -> list[str] | None:
+    """The user's saved Models columns (``services.columns``), once per request."""
+    if not hasattr(request, "_table_columns"):
+        from ..services.columns import saved_columns
+
+        request._table_columns = saved_columns(request.user)
+    return request._table_columns
+
+
 def table_etag(request, *args, **kwargs) -> str | None:
     """ETag of a Models table partial: changes when anything it shows can change.
 
@@ -148,6 +158,10 @@ def table_etag(request, *args, **kwargs) -> str | None:
         getattr(slot, "token", ""),
         hashlib.sha256(flags.encode()).hexdigest(),
         str(request.user.pk),
+        json.dumps(request_table_columns(request)),  # the user's column choice
+        # The bulk form's CSRF token: a new login (new session, new token) must
+        # never be answered with a cached partial holding the old one.
+        hashlib.sha256((request.session.session_key or "").encode()).hexdigest(),
     )
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
@@ -263,6 +277,7 @@ class ModelEntryListView(
     table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"
     export_prefix = "models"
+    exclude_columns = ("select",)  # the bulk-action checkboxes
     selected = None
     sync_result = None
 
@@ -293,6 +308,9 @@ class ModelEntryListView(
         return {
             "detail_query": query.urlencode(),
             "selected_pk": self.selected.pk if self.selected else None,
+            **columns.table_kwargs(
+                ModelEntryTable, request_table_columns(self.request)
+            ),
         }
 
     def get_table(self, **kwargs):
@@ -322,6 +340,10 @@ class ModelEntryListView(
             registry_dir=settings.IMAGEWORKS_REGISTRY_DIR,
             card_backends=self.card_backends(),
             list_url=self.base_url,
+            bulk_actions=BulkAction.choices,
+            column_choices=columns.choices(
+                ModelEntryTable, request_table_columns(self.request)
+            ),
             current_query=self.request.GET.urlencode(),
             selected=self.selected,
             # Called by the template only when the table is empty.
@@ -413,6 +435,38 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "can_activate": request.user.has_perm("backends.control_backend"),
         "is_vllm": entry.backend == "vllm",
     }
+
+
+def _safe_next(request) -> str:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("registry:modelentry_list")
+    return target
+
+
+@require_POST
+@login_required
+@permission_required("registry.view_modelentry", raise_exception=True)
+def table_columns(request):
+    """Save the user's Models columns (shown, in order), move one, or reset them."""
+    order = request.POST.getlist("order")
+    shown = request.POST.getlist("show")
+    try:
+        if request.POST.get("reset"):
+            columns.reset_columns(request.user)
+            messages.success(request, "Columns reset to the default.")
+        elif request.POST.get("move"):
+            direction, _sep, name = request.POST["move"].partition(":")
+            order = columns.move(order, name, -1 if direction == "up" else 1)
+            columns.save_columns(request.user, ModelEntryTable, order, shown)
+        else:
+            columns.save_columns(request.user, ModelEntryTable, order, shown)
+            messages.success(request, "Columns saved.")
+    except columns.ColumnError as exc:
+        messages.error(request, str(exc))
+    return redirect(_safe_next(request))
 
 
 @require_GET
@@ -570,4 +624,5 @@ __all__ = [
     "recent_actions",
     "registry_diff",
     "registry_reload",
+    "table_columns",
 ]

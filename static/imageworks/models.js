@@ -145,7 +145,7 @@
     // Row click (anywhere on the row, including the name link) opens the drawer.
     var tr = evt.target.closest("#models-grid tbody tr[data-pk]");
     if (!tr || evt.ctrlKey || evt.metaKey || evt.shiftKey || evt.button !== 0) return;
-    if (evt.target.closest("button, input, select, textarea") ) return;
+    if (evt.target.closest("button, input, select, textarea, .col-select")) return;
     var link = tr.querySelector("a.row-link");
     if (!link) return;
     evt.preventDefault();
@@ -226,7 +226,7 @@
 
   // Reload returns to the view the user is looking at now (htmx may have changed the URL).
   document.addEventListener("submit", function (evt) {
-    if (evt.target.id !== "reload-form") return;
+    if (evt.target.id !== "reload-form" && evt.target.id !== "columns-form") return;
     var next = evt.target.querySelector("input[name=next]");
     if (next) next.value = location.pathname + location.search;
   });
@@ -378,5 +378,63 @@
         break;
       }
     }
+  });
+
+  // Row selection for the bulk actions and Compare: remembered across table refreshes
+  // (sorting, paging and entryChanged re-render the table region).
+  var picked = new Set();
+  function syncSelection() {
+    var boxes = document.querySelectorAll('#models-grid tbody input[name=select]');
+    var all = document.querySelector('#models-grid [data-select-all]');
+    var onPage = 0;
+    boxes.forEach(function (box) {
+      box.checked = picked.has(box.value);
+      if (box.checked) onPage += 1;
+    });
+    if (all) {
+      all.checked = boxes.length > 0 && onPage === boxes.length;
+      all.indeterminate = onPage > 0 && onPage < boxes.length;
+    }
+    var count = document.querySelector("[data-selected-count]");
+    if (count) count.textContent = picked.size + " selected";
+    // Rows ticked on other pages still go with the form.
+    var form = document.getElementById("bulk-form");
+    if (form) {
+      form.querySelectorAll("input[data-carried]").forEach(function (i) { i.remove(); });
+      var shown = new Set(Array.prototype.map.call(boxes, function (b) { return b.value; }));
+      picked.forEach(function (pk) {
+        if (shown.has(pk)) return;
+        var hidden = document.createElement("input");
+        hidden.type = "hidden"; hidden.name = "select"; hidden.value = pk;
+        hidden.setAttribute("data-carried", "");
+        form.appendChild(hidden);
+      });
+    }
+  }
+  document.addEventListener("change", function (evt) {
+    var el = evt.target;
+    if (!el.closest || !el.closest("#models-grid")) return;
+    if (el.matches("[data-select-all]")) {
+      document.querySelectorAll('#models-grid tbody input[name=select]').forEach(function (box) {
+        if (el.checked) picked.add(box.value); else picked.delete(box.value);
+      });
+    } else if (el.matches("input[name=select]")) {
+      if (el.checked) picked.add(el.value); else picked.delete(el.value);
+    } else {
+      return;
+    }
+    syncSelection();
+  });
+  document.addEventListener("htmx:afterSettle", syncSelection);
+
+  // Column chooser: ↑/↓ reorder the list in place (without JavaScript they submit).
+  document.addEventListener("click", function (evt) {
+    var btn = evt.target.closest && evt.target.closest("#columns-form [data-move]");
+    if (!btn) return;
+    evt.preventDefault();
+    var li = btn.closest("li");
+    if (btn.dataset.move === "-1" && li.previousElementSibling) li.parentNode.insertBefore(li, li.previousElementSibling);
+    else if (btn.dataset.move === "1" && li.nextElementSibling) li.parentNode.insertBefore(li.nextElementSibling, li);
+    btn.focus();
   });
 })();

@@ -27,7 +27,7 @@ from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from backends.models import Activation
-from registry.models import Job, ModelEntry
+from registry.models import EntryChange, Job, ModelEntry
 from tests.base import PersonaMixin, make_user, quiet_request_log
 from tests.hardening.common import TempRegistryMixin, sync_sample
 
@@ -61,7 +61,13 @@ POLICY: dict[str, dict[str, str]] = {
     "registry:job_detail": {"GET": VIEW_JOB},
     "registry:job_status": {"GET": VIEW_JOB},
     "registry:entry_verify_panel": {"GET": VIEW_ENTRY},
+    "registry:bulk_progress": {"GET": VIEW_JOB},
+    "registry:entry_compare": {"GET": VIEW_ENTRY},
     # registry: changing
+    # per-row permissions are checked by the service (refused rows are reported)
+    "registry:bulk_action": {"POST": VIEW_ENTRY},
+    # a user's own column choice for the Models table
+    "registry:table_columns": {"POST": VIEW_ENTRY},
     "registry:registry_reload": {"POST": "registry.sync_registry"},
     # the sample job is a verify job: cancelling it needs the verify permission
     "registry:job_cancel": {"POST": "registry.verify_entry"},
@@ -71,6 +77,7 @@ POLICY: dict[str, dict[str, str]] = {
     "registry:entry_edit": {"GET": EDIT},
     "registry:entry_edit_preview": {"POST": EDIT},
     "registry:entry_edit_confirm": {"POST": EDIT},
+    "registry:entry_revert": {"GET": EDIT, "POST": EDIT},
     "registry:import_start": {"GET": IMPORT},
     "registry:import_fields": {"POST": IMPORT},
     "registry:import_review": {"POST": IMPORT},
@@ -213,6 +220,15 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
             entry_name=cls.vllm_entry.name,
             user_name="alice",
         )
+        cls.change = EntryChange.objects.create(
+            entry=cls.vllm_entry,
+            entry_name=cls.vllm_entry.name,
+            layer="curated",
+            kind="changed",
+            changes=[
+                {"path": "display_name", "op": "changed", "before": "x", "after": "y"}
+            ],
+        )
         cls.activation = Activation.objects.create(
             entry=cls.vllm_entry,
             logical_name=cls.vllm_entry.name,
@@ -247,6 +263,8 @@ class UrlPermissionMatrixTests(TempRegistryMixin, PersonaMixin, TestCase):
                     kwargs[key] = self.other_entry.pk
                 else:
                     kwargs[key] = self.vllm_entry.pk
+            elif key == "change_pk":
+                kwargs[key] = self.change.pk
             elif key == "backend" or key == "kind":
                 kwargs[key] = "vllm"
             else:

@@ -97,6 +97,7 @@ EVERY_COMMAND = (
     "show-backends",
     "reconcile",
     "preflight",
+    "bulk",
 )
 
 
@@ -106,6 +107,19 @@ def test_help_lists_every_command(capsys):
     assert code == 0
     listed = re.findall(r"^    (\S+)", out, re.MULTILINE)
     assert sorted(listed) == sorted(EVERY_COMMAND), out
+
+
+def test_readme_lists_every_command():
+    """README's "Command line" block names every command ``--help`` lists."""
+    readme = (REPO_DIR / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```text", 1)[1]
+    block = block.split("```", 1)[0]
+    missing = [
+        cmd
+        for cmd in EVERY_COMMAND
+        if not re.search(rf"(?<![\w-]){re.escape(cmd)}(?![\w-])", block)
+    ]
+    assert missing == [], f"README's command list lacks {missing}"
 
 
 def test_a_plugin_that_cannot_be_imported_fails_loudly(monkeypatch):

@@ -350,6 +350,23 @@ class QueryCountTests(PermissionMatrixMixin, TestCase):
             **HX,
         )
 
+    def choose_columns(self):
+        from registry.models import TableConfig
+
+        TableConfig.objects.create(
+            user=self.viewer,
+            table="models",
+            columns=["installed", "roles", "locked", "active"],
+        )
+
+    def test_it_keeps_the_page_constant_with_a_column_choice(self):
+        self.choose_columns()
+        self.assert_constant(lambda: LIST + "?per_page=200")
+
+    def test_it_keeps_the_partial_constant_with_a_column_choice(self):
+        self.choose_columns()
+        self.assert_constant(lambda: LIST + "?backend=vllm&per_page=200", **HX)
+
     def test_it_keeps_the_export_constant(self):
         self.assert_constant(lambda: LIST + "?_export=csv")
 
