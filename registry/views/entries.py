@@ -371,7 +371,7 @@ def provenance_groups(field_rows) -> list[tuple[str, list[str]]]:
 
 
 def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
-    from ..normalize import resolve_endpoint
+    from backends.serving import served_endpoint
 
     merged = entry.merged or {}
     sources = entry.field_sources or {}
@@ -379,7 +379,8 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     last_change = {}
     for change in changes:
         last_change.setdefault(change.layer, change)
-    endpoint = resolve_endpoint(merged)
+    served_at = served_endpoint(entry)
+    endpoint = served_at.url
     served = entry.served_model_id or entry.name
     runtime = request_runtime_flags(request).get(entry.name) or {}
     autostart = autostart_command(entry.name)
@@ -395,7 +396,8 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "entry": entry,
         "active_name": active_name,
         "endpoint": endpoint,
-        "endpoint_info": f"base_url: {endpoint}\nmodel: {served}\nbackend: {entry.backend}",
+        "served": served_at,
+        "endpoint_info": served_at.info(served, entry.backend),
         "json_script_id": f"entry-json-{entry.pk}",
         "list_url": reverse("registry:modelentry_list"),
         "current_query": request.GET.urlencode(),

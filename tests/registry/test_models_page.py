@@ -166,7 +166,7 @@ class DrawerTests(PermissionMatrixMixin, TestCase):
         self.assertIn("Provenance", html)
         self.assertIn("download_path", html)
         self.assertIn('class="badge prov-discovered"', html)
-        self.assertIn("http://localhost:24001/v1", html)  # endpoint
+        self.assertIn("http://127.0.0.1:24001/v1", html)  # endpoint: the site vLLM port
         self.assertIn("Copy registry entry", html)
         self.assertIn(f'id="entry-json-{self.qwen.pk}"', html)
         self.assertIn(
