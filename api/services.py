@@ -12,9 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-
 from backends import health, serving
-from backends.choices import ActivationState, RequestOutcome
+from backends.choices import RequestOutcome
 from backends.health import check as health_check
 from backends.models import Activation
 from backends.vllm import service as vllm
@@ -271,7 +270,6 @@ def served_endpoint(entry, *, live=serving._UNSET) -> serving.ServedEndpoint:
 def activation_url(act: Activation) -> str:
     """Where a live activation answers (its recorded base URL, else this host's)."""
     return serving.activation_url(act)
-
 
 
 def slot_options(

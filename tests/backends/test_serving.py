@@ -96,7 +96,9 @@ class VllmEndpointTests(BaseTestCase):
         entry = vllm_entry()
         url = reverse("registry:modelentry_detail", args=[entry.pk])
         html = self.client_for(self.viewer).get(url, **HX).content.decode()
-        self.assertIn('data-testid="drawer-endpoint-url">http://10.1.2.3:25555/v1', html)
+        self.assertIn(
+            'data-testid="drawer-endpoint-url">http://10.1.2.3:25555/v1', html
+        )
         self.assertIn("base_url: http://10.1.2.3:25555/v1", html)  # copied text
         self.assertIn("Would be served here once activated", html)
         self.assertNotIn(":24002", html)
@@ -105,9 +107,7 @@ class VllmEndpointTests(BaseTestCase):
         from api.selection import select_model
 
         entry = vllm_entry()
-        self.assertEqual(
-            select_model(entry.name).endpoint, "http://10.1.2.3:25555/v1"
-        )
+        self.assertEqual(select_model(entry.name).endpoint, "http://10.1.2.3:25555/v1")
 
     def test_the_cli_show_layers_prints_it_with_its_source(self):
         from imageworks_site import cli
@@ -140,7 +140,9 @@ class OtherBackendTests(BaseTestCase):
         self.assertEqual(triton.url, "http://triton-box:8001/v1")
 
     def test_the_entry_own_server_wins(self):
-        served = served_endpoint(other_entry("llava", "ollama", host="gpu2", port=11500))
+        served = served_endpoint(
+            other_entry("llava", "ollama", host="gpu2", port=11500)
+        )
         self.assertEqual(served.url, "http://gpu2:11500/v1")
         self.assertEqual(served.source, "entry")
         self.assertIn("backend_config.host/port", served.source_label)
@@ -156,7 +158,9 @@ class OtherBackendTests(BaseTestCase):
         by_url = {ep.url: ep for ep in build_endpoints() if ep.kind == "ollama"}
         self.assertEqual(set(by_url), {"http://ollama-box:11434", "http://far:11434"})
         self.assertEqual(by_url["http://ollama-box:11434"].entries, ["llava"])
-        self.assertIn("IMAGEWORKS_OLLAMA_URL", by_url["http://ollama-box:11434"].sources)
+        self.assertIn(
+            "IMAGEWORKS_OLLAMA_URL", by_url["http://ollama-box:11434"].sources
+        )
 
     def test_the_drawer_says_which_source(self):
         entry = other_entry("llava", "ollama")
