@@ -6,6 +6,7 @@ cards run (:func:`refresh_if_stale`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .endpoints import Endpoint, build_endpoints, health_timeout, setting
 from .ollama import reconcile_ollama
 from .probe import probe_all
 from .store import base_details, mark_unconfigured, store_result
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +71,17 @@ def check_all(
         duration_s=round(time.monotonic() - started, 3),
         reconcile_error=reconcile_error,
     )
+
+
+def check_vllm_now() -> CheckReport | None:
+    """Check the vLLM endpoint now: the last step of every activation and stop (site,
+    CLI, API), so the vLLM card and the Dashboard say Ready or Not configured at once
+    instead of after the next scheduled check. Never fails the caller."""
+    try:
+        return check_all([BackendKind.VLLM])
+    except Exception:  # noqa: BLE001 - a health check must not fail an activation
+        logger.exception("health check after an activation or stop failed")
+        return None
 
 
 def _details(

@@ -219,8 +219,12 @@ def active_model(request):
     )
     if not state:
         status = HealthStatus.NOT_CONFIGURED
-    else:  # an active model whose endpoint was never probed yet is "Never checked"
-        status = row.status if row else HealthStatus.UNKNOWN
+    elif row is None or row.status == HealthStatus.NOT_CONFIGURED:
+        # An active model whose endpoint was not probed since it started: "Unknown",
+        # never "Not configured" next to its name (activation checks at once).
+        status = HealthStatus.UNKNOWN
+    else:
+        status = row.status
     return render(
         request,
         "backends/active_model_card.html",
