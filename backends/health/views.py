@@ -66,6 +66,9 @@ def _card_context(kind: BackendKind) -> dict:
             "colour": HealthStatus(ep.status).colour,
             "hex": COLOURS[HealthStatus(ep.status).colour],
             "status_label": HealthStatus(ep.status).label,
+            "primary": ep is card["primary"],
+            "first_other": card["primary"] is not None
+            and ep is (card["others"][0] if card["others"] else None),
         }
         for ep in card["endpoints"]
     ]

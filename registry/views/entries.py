@@ -44,6 +44,11 @@ from ..tables import (
 from ..tasks import request_sync
 
 CARD_BACKENDS = ("vllm", "ollama", "lmdeploy")
+#: Backends whose configured server URL gives them a card on the Models page.
+CONFIGURED_URL_SETTINGS = {
+    "lmdeploy": "IMAGEWORKS_LMDEPLOY_URL",
+    "triton": "IMAGEWORKS_TRITON_URL",
+}
 #: Top-level keys whose layer of origin the drawer shows.
 PROVENANCE_FIELDS = (
     "display_name",
@@ -337,7 +342,12 @@ class ModelEntryListView(
         present = [
             b for b, _label in self.filterset.filters["backend"].extra["choices"]
         ]
-        return list(CARD_BACKENDS) + [b for b in present if b not in CARD_BACKENDS]
+        cards = list(CARD_BACKENDS)
+        # A backend with a configured server gets its card even with no entry using it.
+        for backend, name in CONFIGURED_URL_SETTINGS.items():
+            if backend not in cards and getattr(settings, name, ""):
+                cards.append(backend)
+        return cards + [b for b in present if b not in cards]
 
 
 class ModelEntryDetailView(ModelEntryListView):

@@ -180,3 +180,79 @@ def test_a_poll_with_nothing_changed_is_a_304(chromium, live_server, personas):
         assert len(quiet) >= 2 and set(quiet) == {304}, json.dumps(statuses)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_health_headline_is_the_configured_server(
+    chromium, live_server, personas, settings, size, artifacts_dir, axe
+):
+    from tests.backends.vllm_helpers import free_port
+    from tests.fakes.fake_ollama import FakeOllama
+
+    fake = FakeOllama(installed=["llava:7b"]).start()
+    dead = free_port()
+    try:
+        settings.IMAGEWORKS_OLLAMA_URL = fake.url
+        settings.IMAGEWORKS_TRITON_URL = f"http://127.0.0.1:{free_port()}"
+        settings.IMAGEWORKS_HEALTH_TIMEOUT = 0.5
+        long_base = (
+            f"http://127.0.0.1:{dead}/a-rather-long-proxy-prefix-for-an-old-ollama-box"
+            "/that-nobody-switched-off-in-the-registry-yet/v1"
+        )
+        create_model_entry(
+            "llava-here",
+            backend="ollama",
+            backend_config={},
+            served_model_id="llava:7b",
+            merged={"name": "llava-here", "backend": "ollama"},
+        )
+        create_model_entry(
+            "qwen-elsewhere",
+            backend="ollama",
+            backend_config={"base_url": long_base},
+            merged={
+                "name": "qwen-elsewhere",
+                "backend": "ollama",
+                "backend_config": {"base_url": long_base},
+            },
+        )
+        context, page = open_as(chromium, live_server, "vera", size)
+        try:
+            page.goto(f"{live_server.url}/models/")
+            card = page.locator("#card-ollama")
+            expect(card.get_by_test_id("health-status-ollama")).to_have_text(
+                "Ready", timeout=10_000
+            )
+            expect(card.get_by_test_id("health-others-ollama")).to_contain_text(
+                "1 not ready"
+            )
+            expect(page.locator("#card-triton")).to_be_visible()
+            expect(
+                page.locator("#card-triton").get_by_test_id("health-status-triton")
+            ).to_have_text("Offline", timeout=10_000)
+            page.screenshot(path=str(artifacts_dir / f"health-models-{size}.png"))
+
+            page.goto(f"{live_server.url}/health/")
+            hcard = page.get_by_test_id("health-card-ollama")
+            expect(hcard).to_have_attribute("data-status", "online", timeout=10_000)
+            expect(hcard.get_by_test_id("health-primary-ollama")).to_contain_text(
+                "IMAGEWORKS_OLLAMA_URL"
+            )
+            expect(hcard).to_contain_text("Entries' own servers")
+            expect(hcard).to_contain_text("qwen-elsewhere")
+            error = hcard.locator(".health-error")
+            expect(error).to_contain_text("a-rather-long-proxy-prefix")
+            outer = hcard.bounding_box()
+            inner = error.bounding_box()
+            assert inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 1
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= VIEWPORTS[size][0], width  # nothing overflows the page
+            hcard.scroll_into_view_if_needed()
+            page.screenshot(
+                path=str(artifacts_dir / f"health-cards-{size}.png"), full_page=True
+            )
+            axe(page, f"health cards ({size})")
+        finally:
+            context.close()
+    finally:
+        fake.stop()
