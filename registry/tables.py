@@ -86,6 +86,21 @@ def _capabilities_cell(flags: tuple[bool, ...]) -> SafeString:
 
 
 @functools.cache
+def _violated_lock_cell() -> SafeString:
+    """A locked entry whose last verify found other files: red, and says why."""
+    why = (
+        "Lock violated: the last verify found files that differ from the locked version"
+    )
+    return format_html(
+        '<span class="lock is-violated" title="{}" data-testid="lock-violated">{}'
+        '<span class="sr-only">{}</span></span>',
+        why,
+        LOCK_ICONS[True],
+        why,
+    )
+
+
+@functools.cache
 def _lock_cell(locked: bool) -> SafeString:
     state = "Locked" if locked else "Unlocked"
     return format_html(
@@ -250,7 +265,9 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
             tuple(getattr(record, f"cap_{cap}") for cap, _glyph in CAPABILITY_GLYPHS)
         )
 
-    def render_locked(self, value):
+    def render_locked(self, value, record):
+        if value and getattr(record, "lock_violated", False):
+            return _violated_lock_cell()
         return _lock_cell(bool(value))
 
     def render_aggregate_sha256(self, value):

@@ -15,7 +15,16 @@ from importlib import metadata
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, Q
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -129,6 +138,24 @@ def request_runtime_flags(request) -> dict:
     if flags is None:
         flags = request._runtime_flags = runtime_flags()
     return flags
+
+
+def lock_violated_annotation():
+    """Per row, in the page's one query: a locked entry's verify that found other files
+    (a lock violation writes nothing but its audit row) since its last good verify."""
+    violations = ActionLog.objects.filter(
+        entry=OuterRef("pk"),
+        action=Action.VERIFY,
+        details__violation=True,
+    ).filter(
+        Q(time__gt=OuterRef("last_verified_at"))
+        | Q(time__isnull=False, entry__last_verified_at__isnull=True)
+    )
+    return Case(
+        When(locked=True, then=Exists(violations)),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
 
 
 def table_etag(request, *args, **kwargs) -> str | None:
@@ -263,7 +290,9 @@ class ModelEntryListView(
 ):
     permission_required = "registry.view_modelentry"
     # Only what the table shows: no JSON or dates decoded for 50 rows per page.
-    queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields)
+    queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields).annotate(
+        lock_violated=lock_violated_annotation()
+    )
     filterset_class = ModelEntryFilterSet
     table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from registry.choices import Action, Layer
 from registry.models import ActionLog, EntryChange, ModelEntry
-from tests.base import PermissionMatrixMixin
+from tests.base import BaseTestCase, PermissionMatrixMixin
 from tests.registry.page_fixtures import HASH_A, bulk_entries, seed_scenario
 from tests.utils import create_model_entry
 
@@ -368,3 +368,51 @@ class QueryCountTests(PermissionMatrixMixin, TestCase):
         small = count()
         bulk_entries(195, prefix="large")
         self.assertEqual(count(), small)
+
+
+class ViolatedLockInTheTableTests(BaseTestCase):
+    """A locked entry whose last verify was a lock violation: a red padlock that says why."""
+
+    def setUp(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from registry.audit import Actor, record
+        from registry.choices import Action, Outcome
+        from registry.version import bump
+
+        now = timezone.now()
+        self.entry = create_model_entry(
+            "locked-model", locked=True, last_verified_at=now - timedelta(hours=1)
+        )
+        self.other = create_model_entry("fine-model", locked=True, last_verified_at=now)
+        row = record(
+            Actor.cli(),
+            Action.VERIFY,
+            entry=self.entry,
+            outcome=Outcome.FAILED,
+            message="Lock violation: expected " + "a" * 64 + " got " + "b" * 64,
+            details={"violation": True},
+        )
+        assert row.time > self.entry.last_verified_at
+        bump(listing=False)
+
+    def test_the_violated_lock_is_red_with_a_tooltip(self):
+        html = self.client_for(self.viewer).get(reverse("registry:modelentry_list"))
+        html = html.content.decode()
+        self.assertEqual(html.count('data-testid="lock-violated"'), 1)
+        row = html[html.index(f'data-pk="{self.entry.pk}"') :][:3000]
+        self.assertIn('class="lock is-violated" title="Lock violated', row)
+
+    def test_a_later_good_verify_clears_it(self):
+        from django.utils import timezone
+
+        ModelEntry.objects.filter(pk=self.entry.pk).update(
+            last_verified_at=timezone.now()
+        )
+        from registry.version import bump
+
+        bump(listing=False)
+        html = self.client_for(self.viewer).get(reverse("registry:modelentry_list"))
+        self.assertNotIn('data-testid="lock-violated"', html.content.decode())
