@@ -20,6 +20,7 @@ from django.db.models import (
     Case,
     Count,
     Exists,
+    F,
     OuterRef,
     Q,
     Value,
@@ -290,8 +291,10 @@ class ModelEntryListView(
 ):
     permission_required = "registry.view_modelentry"
     # Only what the table shows: no JSON or dates decoded for 50 rows per page.
+    # Size on disk: the inventory's last scan (issue 19), joined in the same query.
     queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields).annotate(
-        lock_violated=lock_violated_annotation()
+        lock_violated=lock_violated_annotation(),
+        disk_size=F("usage__size_bytes"),
     )
     filterset_class = ModelEntryFilterSet
     table_class = ModelEntryTable

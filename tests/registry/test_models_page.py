@@ -416,3 +416,51 @@ class ViolatedLockInTheTableTests(BaseTestCase):
         bump(listing=False)
         html = self.client_for(self.viewer).get(reverse("registry:modelentry_list"))
         self.assertNotIn('data-testid="lock-violated"', html.content.decode())
+
+
+class DiskUseWiringTests(BaseTestCase):
+    """Issue 19 on the Models page: size on disk as a sortable column, size and last
+    activated in the drawer, the total per backend on the cards (inventory's last scan)."""
+
+    def setUp(self):
+        from inventory.choices import UsageState
+        from inventory.models import EntryUsage
+
+        self.big = create_model_entry("big-model")
+        self.small = create_model_entry("small-model")
+        self.unscanned = create_model_entry("unscanned-model")
+        for entry, size in ((self.big, 7 * 2**30), (self.small, 300 * 2**20)):
+            EntryUsage.objects.create(
+                entry=entry,
+                state=UsageState.OK,
+                size_bytes=size,
+                owned_bytes=size,
+                disk_bytes=size,
+            )
+
+    def test_the_table_shows_and_sorts_by_size(self):
+        client = self.client_for(self.viewer)
+        html = client.get(LIST + "?sort=-disk_size").content.decode()
+        self.assertIn("7.0\xa0GB", html)
+        self.assertIn("300.0\xa0MB", html)
+        order = [html.index(f'data-name="{n}"') for n in ("big-model", "small-model")]
+        self.assertLess(order[0], order[1])
+        html = client.get(LIST + "?sort=disk_size").content.decode()
+        self.assertLess(
+            html.index('data-name="small-model"'), html.index('data-name="big-model"')
+        )
+
+    def test_the_drawer_says_size_and_last_activated(self):
+        url = reverse("registry:modelentry_detail", args=[self.big.pk])
+        html = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn('data-testid="drawer-disk">7.0\xa0GB', html)
+        self.assertIn("Last activated", html)
+        url = reverse("registry:modelentry_detail", args=[self.unscanned.pk])
+        html = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn("not scanned", html)
+
+    def test_the_backend_card_has_the_total(self):
+        url = reverse("registry:backend_card", args=["vllm"])
+        html = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn('data-testid="card-disk-vllm"', html)
+        self.assertIn("7.3\xa0GB", html)  # 7 GiB + 300 MiB, each file counted once
