@@ -280,9 +280,6 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
     def render_disk_size(self, value):
         return filesizeformat(value)
 
-    def value_disk_size(self, value):
-        return value  # bytes in the CSV export
-
     def render_aggregate_sha256(self, value):
         return cell_html(
             '<button type="button" class="hash copy" data-copy="{}" title="{} (click to copy)">'
@@ -328,6 +325,8 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
         ),
         "locked": (("locked",), lambda table, locked: _lock_word(locked)),
         "aggregate_sha256": (("aggregate_sha256",), lambda table, sha: sha),
+        # Bytes ("" when not scanned); the view annotates disk_size.
+        "disk_size": (("disk_size",), lambda table, size: "" if size is None else size),
         "installed": (("installed",), lambda table, value: _installed_word(value)),
         "active": (("name", "backend"), lambda table, n, b: table.active_word(n, b)),
     }
