@@ -119,7 +119,29 @@ def refresh_if_stale(kinds: Iterable[str], max_age: float | None = None) -> bool
         rows.exists()
         and not rows.filter(last_checked__lt=cutoff).exists()
         and not rows.filter(last_checked__isnull=True).exists()
+        and not (BackendKind.VLLM in kinds and _vllm_slot_moved())
     ):
         return False
     check_all(kinds)
     return True
+
+
+def _vllm_slot_moved() -> bool:
+    """Does the stored vLLM result name another running model than the live one?
+
+    An activation that became ready (or a stop) since the last check: the card would
+    say "Not configured" next to the active model until the next scheduled check.
+    """
+    from ..choices import ActivationState
+    from ..models import Activation
+    from ..vllm.slot import SLOT
+    from .endpoints import VLLM_ACTIVE_KEY
+
+    running = (
+        Activation.objects.filter(slot=SLOT, state=ActivationState.RUNNING)
+        .values_list("logical_name", flat=True)
+        .first()
+    )
+    row = BackendEndpoint.objects.filter(key=VLLM_ACTIVE_KEY).only("details").first()
+    stored = (row.details.get("activation") or {}) if row is not None else {}
+    return (stored.get("logical_name") or None) != (running or None)

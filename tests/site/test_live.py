@@ -112,3 +112,50 @@ class ActivationChecksHealthTests(BaseTestCase):
         self.assertEqual(row.status, HealthStatus.NOT_CONFIGURED)
         events = client.get(URL, HTTP_IF_NONE_MATCH=f'"{token}"').json()["events"]
         self.assertIn("healthChanged", events)
+
+
+class VllmCardFollowsTheSlotTests(BaseTestCase):
+    """A card read right after an activation became ready re-checks vLLM at once,
+    instead of saying "Not configured" next to the active model until the schedule."""
+
+    def setUp(self):
+        BackendEndpoint.objects.create(
+            key="vllm:active",
+            kind=BackendKind.VLLM,
+            label="vLLM (active model)",
+            status=HealthStatus.NOT_CONFIGURED,
+            last_checked=timezone.now(),
+            details={"configured": True, "activation": None},
+        )
+
+    def refresh(self) -> bool:
+        from unittest import mock
+
+        from backends.health import check
+
+        with mock.patch.object(check, "check_all") as check_all:
+            ran = check.refresh_if_stale(["vllm"], max_age=600)
+        self.assertEqual(ran, check_all.called)
+        return ran
+
+    def test_fresh_results_for_the_same_slot_are_kept(self):
+        self.assertFalse(self.refresh())
+
+    def test_a_model_that_became_ready_since_is_checked_now(self):
+        from backends.choices import ActivationState
+        from backends.models import Activation
+        from backends.vllm import service
+
+        Activation.objects.create(
+            slot=service.SLOT,
+            logical_name="qwen",
+            served_model_id="qwen",
+            state=ActivationState.RUNNING,
+            user_name="alice",
+            command=["vllm"],
+            port=24001,
+            pid=1,
+            started_at=timezone.now(),
+            ready_at=timezone.now(),
+        )
+        self.assertTrue(self.refresh())
