@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from imageworks_site import cli
 from registry.models import ModelEntry
 from tests.browser.conftest import login
+from tests.browser.test_activation_browser import fake_vllm  # noqa: F401 - fixture
 from tests.browser.test_verify_browser import FLORENCE, sample  # noqa: F401 - fixture
 from tests.utils import create_model_entry
 
@@ -256,3 +257,75 @@ def test_health_headline_is_the_configured_server(
             context.close()
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_an_activation_from_the_cli_shows_ready_everywhere_at_once(
+    chromium,
+    live_server,
+    personas,
+    fake_vllm,
+    settings,
+    monkeypatch,
+    size,
+    artifacts_dir,
+):
+    from backends.vllm import service
+    from registry.audit import Actor
+    from tests.browser.test_activation_browser import MODEL
+
+    monkeypatch.setenv("FAKE_VLLM_READY_DELAY", "1")
+    settings.IMAGEWORKS_LIVE_POLL_SECONDS = 1
+    entry = fake_vllm[MODEL]
+    dash_ctx, dash = open_as(chromium, live_server, "vera", size)
+    models_ctx, models = open_as(chromium, live_server, "vera", size)
+    try:
+        dash.goto(f"{live_server.url}/")
+        models.goto(f"{live_server.url}/models/{entry.pk}/")
+        card = dash.get_by_test_id("active-model")
+        expect(card).to_have_attribute("data-status", "not_configured")
+        vllm_card = models.locator("#card-vllm")
+        expect(vllm_card.get_by_test_id("health-status-vllm")).to_have_text(
+            "Not configured"
+        )
+        for pg in (dash, models):
+            pg.evaluate("window.__noReload = true")
+
+        answer = service.request_activation(entry, Actor.cli(), wait=True)
+        assert answer.outcome == service.RequestOutcome.DONE, answer.message
+        # Checked at once: Ready, never "Not configured" next to the active model.
+        expect(card).to_have_attribute("data-status", "online", timeout=FEW_SECONDS)
+        expect(card).to_contain_text(MODEL)
+        expect(vllm_card.get_by_test_id("health-status-vllm")).to_have_text(
+            "Ready", timeout=FEW_SECONDS
+        )
+        expect(vllm_card).to_contain_text(MODEL)
+        endpoint = models.get_by_test_id("drawer-endpoint")
+        expect(endpoint).to_have_attribute(
+            "data-source", "activation", timeout=FEW_SECONDS
+        )
+        expect(endpoint).to_contain_text("Served now")
+        expect(endpoint.get_by_test_id("drawer-endpoint-url")).to_have_text(
+            f"http://127.0.0.1:{settings.IMAGEWORKS_VLLM_PORT}/v1"
+        )
+        dash.screenshot(
+            path=str(artifacts_dir / f"live-activated-dashboard-{size}.png")
+        )
+        models.screenshot(path=str(artifacts_dir / f"live-activated-models-{size}.png"))
+
+        answer = service.request_stop(Actor.cli(), wait=True)
+        assert answer.outcome == service.RequestOutcome.DONE, answer.message
+        expect(card).to_have_attribute(
+            "data-status", "not_configured", timeout=FEW_SECONDS
+        )
+        expect(vllm_card.get_by_test_id("health-status-vllm")).to_have_text(
+            "Not configured", timeout=FEW_SECONDS
+        )
+        expect(endpoint).to_have_attribute(
+            "data-source", "settings", timeout=FEW_SECONDS
+        )
+        for pg in (dash, models):
+            assert pg.evaluate("window.__noReload === true")
+    finally:
+        dash_ctx.close()
+        models_ctx.close()
