@@ -264,7 +264,7 @@ def test_an_activation_from_the_cli_shows_ready_everywhere_at_once(
     chromium,
     live_server,
     personas,
-    fake_vllm,
+    fake_vllm,  # noqa: F811
     settings,
     monkeypatch,
     size,
