@@ -141,10 +141,9 @@ def request_runtime_flags(request) -> dict:
     return flags
 
 
-def lock_violated_annotation():
-    """Per row, in the page's one query: a locked entry's verify that found other files
-    (a lock violation writes nothing but its audit row) since its last good verify."""
-    violations = ActionLog.objects.filter(
+def _violations():
+    """Verify rows of the outer entry that were lock violations since its last good verify."""
+    return ActionLog.objects.filter(
         entry=OuterRef("pk"),
         action=Action.VERIFY,
         details__violation=True,
@@ -152,8 +151,13 @@ def lock_violated_annotation():
         Q(time__gt=OuterRef("last_verified_at"))
         | Q(time__isnull=False, entry__last_verified_at__isnull=True)
     )
+
+
+def lock_violated_annotation():
+    """Per row, in the page's one query: a locked entry's verify that found other files
+    (a lock violation writes nothing but its audit row) since its last good verify."""
     return Case(
-        When(locked=True, then=Exists(violations)),
+        When(locked=True, then=Exists(_violations())),
         default=Value(False),
         output_field=BooleanField(),
     )
@@ -453,6 +457,10 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "entry_changes": changes,
         "last_curated": last_change.get(Layer.CURATED),
         "last_discovered": last_change.get(Layer.DISCOVERED),
+        "lock_violated": entry.locked
+        and ModelEntry.objects.filter(pk=entry.pk)
+        .filter(Exists(_violations()))
+        .exists(),
         "can_lock": request.user.has_perm("registry.lock_entry"),
         "can_activate": request.user.has_perm("backends.control_backend"),
         "is_vllm": entry.backend == "vllm",

@@ -56,6 +56,10 @@ def test_a_lock_violation_is_whole_said_once_and_red_in_the_table(
         red = row.get_by_test_id("lock-violated")
         expect(red).to_have_count(1, timeout=8_000)
         expect(red).to_have_attribute("title", re.compile("Lock violated"))
+        # The drawer's badge says it too (no green "locked" next to a violation).
+        expect(page.get_by_test_id("drawer-lock-violated")).to_have_count(
+            1, timeout=8_000
+        )
         error.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts_dir / f"lock-violation-{size}.png"))
         axe(page, f"drawer with a lock violation ({size})", include="#drawer")

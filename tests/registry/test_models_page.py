@@ -404,6 +404,12 @@ class ViolatedLockInTheTableTests(BaseTestCase):
         self.assertEqual(html.count('data-testid="lock-violated"'), 1)
         row = html[html.index(f'data-pk="{self.entry.pk}"') :][:3000]
         self.assertIn('class="lock is-violated" title="Lock violated', row)
+        url = reverse("registry:modelentry_detail", args=[self.entry.pk])
+        drawer = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn('data-testid="drawer-lock-violated"', drawer)
+        url = reverse("registry:modelentry_detail", args=[self.other.pk])
+        drawer = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertNotIn('data-testid="drawer-lock-violated"', drawer)
 
     def test_a_later_good_verify_clears_it(self):
         from django.utils import timezone
