@@ -10,7 +10,10 @@ Differences from the original that a client notices (docs/compatibility.md):
   activation's address when it is the active model, otherwise the entry's explicit
   ``backend_config.base_url`` if any, otherwise the site's vLLM port
   (``IMAGEWORKS_VLLM_PORT``) on the host vLLM is reachable at. Other backends keep
-  the original's precedence (base_url, URL-valued host, host:port).
+  the original's precedence (base_url, URL-valued host, host:port), then the
+  backend's configured URL (``IMAGEWORKS_OLLAMA_URL`` ...) before the default port.
+  One function answers for the API, the drawer and the CLI:
+  :func:`backends.serving.served_endpoint`.
 """
 
 from __future__ import annotations
@@ -81,18 +84,7 @@ def get_entry(name: str) -> ModelEntry:
 
 def endpoint_for(entry: ModelEntry) -> str:
     """The OpenAI-style base URL (ending in ``/v1``) where ``entry`` is served."""
-    config = entry.backend_config if isinstance(entry.backend_config, dict) else {}
-    merged = {"name": entry.name, "backend": entry.backend, "backend_config": config}
-    if (entry.backend or "").strip().lower() != "vllm":
-        return services.resolve_endpoint(merged)
-    live = services.serving_activation()
-    if services.is_serving(live, entry.name):
-        return services.activation_url(live).rstrip("/") + "/v1"
-    explicit = str(config.get("base_url") or "").strip()
-    host = str(config.get("host") or "").strip()
-    if explicit or host.startswith(("http://", "https://")):
-        return services.resolve_endpoint(merged)
-    return services.vllm_served_url(merged).rstrip("/") + "/v1"
+    return services.served_endpoint(entry).url
 
 
 def select_model(name: str, require_capabilities: list[str] | None = None) -> Selection:

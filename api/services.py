@@ -12,14 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-
-from backends import health
-from backends.choices import ActivationState, RequestOutcome
+from backends import health, serving
+from backends.choices import RequestOutcome
 from backends.health import check as health_check
 from backends.models import Activation
-from backends.vllm import command as vllm_command
 from backends.vllm import service as vllm
 from registry import jobs, layers, normalize
 from registry.audit import Actor, record
@@ -109,7 +105,8 @@ def version_token() -> str:
 
 
 def resolve_endpoint(merged: dict) -> str:
-    return normalize.resolve_endpoint(merged)
+    """The OpenAI-style base URL where ``merged`` is served (``served_endpoint``)."""
+    return serving.served_endpoint(merged).url
 
 
 def normalize_capabilities(raw: Any) -> dict[str, bool]:
@@ -258,66 +255,21 @@ def live_activation() -> Activation | None:
 
 def serving_activation() -> Activation | None:
     """The live activation's address fields only (the select hot path: no entry join)."""
-    return (
-        Activation.objects.filter(slot=vllm.SLOT, state__in=ActivationState.live())
-        .only("logical_name", "state", "port", "base_url")
-        .first()
-    )
+    return serving.serving_activation()
 
 
 def activation_state(act: Activation) -> dict[str, Any]:
     return vllm.state_dict(act)
 
 
-_config_cache: list = []
-
-
-@receiver(setting_changed)
-def _forget_config(**kwargs) -> None:
-    _config_cache.clear()
-
-
-def vllm_config():
-    """The activation settings, or None when they are unusable (empty launcher).
-
-    Kept per process (the select hot path; parsing the launcher costs more than the
-    rest of the lookup) and forgotten when a test changes the settings.
-    """
-    if not _config_cache:
-        try:
-            _config_cache.append(vllm.config())
-        except vllm_command.LaunchRefused:
-            _config_cache.append(None)
-    return _config_cache[0]
-
-
-def vllm_served_url(merged: dict) -> str:
-    """Where the site's vLLM serves ``merged`` once activated (no ``/v1``)."""
-    cfg = vllm_config()
-    if cfg is None:
-        from django.conf import settings
-
-        return f"http://127.0.0.1:{settings.IMAGEWORKS_VLLM_PORT}"
-    port = vllm_command.launch_port(merged, cfg) or cfg.port
-    return vllm.advertised_url(cfg, port) or cfg.base_url(port)
+def served_endpoint(entry, *, live=serving._UNSET) -> serving.ServedEndpoint:
+    """Where ``entry`` is (or would be) served, and which source says so."""
+    return serving.served_endpoint(entry, live=live)
 
 
 def activation_url(act: Activation) -> str:
     """Where a live activation answers (its recorded base URL, else this host's)."""
-    if act.base_url:
-        return act.base_url
-    cfg = vllm_config()
-    if cfg is None:
-        return f"http://127.0.0.1:{act.port}"
-    return cfg.base_url(act.port)
-
-
-def is_serving(act: Activation | None, name: str) -> bool:
-    return (
-        act is not None
-        and act.logical_name == name
-        and act.state in (ActivationState.STARTING, ActivationState.RUNNING)
-    )
+    return serving.activation_url(act)
 
 
 def slot_options(

@@ -77,6 +77,8 @@ def activate_job(job: Job) -> dict:
         raise JobCancelled(str(exc))
     except service.ActivationError as exc:
         raise JobFailed(str(exc))
+    finally:
+        _check_vllm_now()
     progress(job, 0.95, f"Measuring the GPU memory {act.logical_name} holds")
     measured = service.record_memory(act, job)
     return {
@@ -97,6 +99,8 @@ def stop_job(job: Job) -> dict:
         raise JobCancelled(str(exc))
     except service.ActivationError as exc:
         raise JobFailed(str(exc))
+    finally:
+        _check_vllm_now()
     if act is None:
         return {"stopped": None, "message": "No vLLM model was active."}
     return {
@@ -104,6 +108,13 @@ def stop_job(job: Job) -> dict:
         "activation": act.pk,
         "exit_code": act.exit_code,
     }
+
+
+def _check_vllm_now() -> None:
+    """Activation and stop end with a vLLM health check (every open page sees it)."""
+    from .health.check import check_vllm_now
+
+    check_vllm_now()
 
 
 def _vllm_queue() -> str:

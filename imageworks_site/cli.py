@@ -176,8 +176,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     if entry is None:
         raise CliError(f"Model '{args.name}' not found in registry")
     if args.layers:
+        from backends.serving import served_endpoint
+
+        served = served_endpoint(entry)
         payload: Any = {
             "name": entry.name,
+            "endpoint": {"url": served.url, "source": served.source_label},
             "fingerprint": entry.fingerprint,
             "provenance": entry.provenance,
             "testing": entry.testing,
@@ -315,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layers",
         action="store_true",
-        help="also print the curated and discovered copies and the fingerprint",
+        help="also print the curated and discovered copies, the fingerprint and where the model is served",
     )
     p.set_defaults(func=cmd_show)
 

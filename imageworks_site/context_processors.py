@@ -12,4 +12,8 @@ def site(request):
         if user is not None
         else "",
         "registry_dir": settings.IMAGEWORKS_REGISTRY_DIR,
+        # How often open pages ask /live/ what changed (imageworks_site/live.py).
+        "live_poll_ms": int(
+            float(getattr(settings, "IMAGEWORKS_LIVE_POLL_SECONDS", 2.0)) * 1000
+        ),
     }

@@ -12,6 +12,7 @@ urlpatterns = [
     # clients (content negotiation on Accept: api.views.loader_root).
     path("", loader_root(views.dashboard), name="dashboard"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("live/", views.live, name="live"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,16 +1,19 @@
-"""The site's own pages: the dashboard (home), the login page and the favicon."""
+"""The site's own pages: the dashboard (home), the login page, the favicon
+and the live-panel poll (``/live/``)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseNotModified, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.cache import cache_control
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from registry.models import ActionLog, ModelEntry
+
+from . import live as live_state
 
 
 class LoginView(auth_views.LoginView):
@@ -43,3 +46,29 @@ def favicon(request):
     if not path:
         raise Http404("favicon missing")
     return FileResponse(open(path, "rb"), content_type="image/x-icon")
+
+
+@require_GET
+@login_required
+@never_cache
+def live(request):
+    """``/live/``: what changed since the page's token (``imageworks_site.live``).
+
+    ``If-None-Match: "<token>"`` (or ``?since=<token>``): 304 when nothing moved;
+    otherwise 200 ``{"token", "events"}`` with the new ETag. Without a token the
+    answer is the baseline (no events).
+    """
+    current = live_state.token(live_state.parts())
+    etag = f'"{current}"'
+    sent = request.headers.get("If-None-Match", "").strip()
+    since = sent.strip('"').removeprefix("W/").strip('"') or request.GET.get(
+        "since", ""
+    )
+    if since == current:
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+        return response
+    events = live_state.changed_events(since, current) if since else []
+    response = JsonResponse({"token": current, "events": events})
+    response["ETag"] = etag
+    return response

@@ -5,6 +5,7 @@ import html
 
 import django_tables2 as tables
 from django.core.paginator import Paginator
+from django.template.defaultfilters import filesizeformat
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
@@ -82,6 +83,21 @@ def _capabilities_cell(flags: tuple[bool, ...]) -> SafeString:
                 for (cap, glyph), on in zip(CAPABILITY_GLYPHS, flags, strict=True)
             ),
         ),
+    )
+
+
+@functools.cache
+def _violated_lock_cell() -> SafeString:
+    """A locked entry whose last verify found other files: red, and says why."""
+    why = (
+        "Lock violated: the last verify found files that differ from the locked version"
+    )
+    return format_html(
+        '<span class="lock is-violated" title="{}" data-testid="lock-violated">{}'
+        '<span class="sr-only">{}</span></span>',
+        why,
+        LOCK_ICONS[True],
+        why,
     )
 
 
@@ -172,6 +188,12 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
     aggregate_sha256 = tables.Column(
         verbose_name="Hash",
         attrs={"th": {"class": "col-hash"}, "td": {"class": "col-hash"}},
+    )
+    #: Size on disk from the last inventory scan (the view annotates ``disk_size``
+    #: from ``EntryUsage.size_bytes`` in the page's one query; "—" when not scanned).
+    disk_size = tables.Column(
+        verbose_name="Size",
+        attrs={"th": {"class": "col-size"}, "td": {"class": "col-size num"}},
     )
     installed = tables.Column(
         verbose_name="Installed?",
@@ -279,8 +301,13 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
             tuple(getattr(record, f"cap_{cap}") for cap, _glyph in CAPABILITY_GLYPHS)
         )
 
-    def render_locked(self, value):
+    def render_locked(self, value, record):
+        if value and getattr(record, "lock_violated", False):
+            return _violated_lock_cell()
         return _lock_cell(bool(value))
+
+    def render_disk_size(self, value):
+        return filesizeformat(value)
 
     def render_aggregate_sha256(self, value):
         return cell_html(
@@ -327,6 +354,8 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
         ),
         "locked": (("locked",), lambda table, locked: _lock_word(locked)),
         "aggregate_sha256": (("aggregate_sha256",), lambda table, sha: sha),
+        # Bytes ("" when not scanned); the view annotates disk_size.
+        "disk_size": (("disk_size",), lambda table, size: "" if size is None else size),
         "installed": (("installed",), lambda table, value: _installed_word(value)),
         "active": (("name", "backend"), lambda table, n, b: table.active_word(n, b)),
     }

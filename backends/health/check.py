@@ -6,6 +6,7 @@ cards run (:func:`refresh_if_stale`).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .endpoints import Endpoint, build_endpoints, health_timeout, setting
 from .ollama import reconcile_ollama
 from .probe import probe_all
 from .store import base_details, mark_unconfigured, store_result
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +73,17 @@ def check_all(
     )
 
 
+def check_vllm_now() -> CheckReport | None:
+    """Check the vLLM endpoint now: the last step of every activation and stop (site,
+    CLI, API), so the vLLM card and the Dashboard say Ready or Not configured at once
+    instead of after the next scheduled check. Never fails the caller."""
+    try:
+        return check_all([BackendKind.VLLM])
+    except Exception:  # noqa: BLE001 - a health check must not fail an activation
+        logger.exception("health check after an activation or stop failed")
+        return None
+
+
 def _details(
     endpoint: Endpoint, result: clients.ProbeResult, autostart: AutostartMap
 ) -> dict:
@@ -105,7 +119,29 @@ def refresh_if_stale(kinds: Iterable[str], max_age: float | None = None) -> bool
         rows.exists()
         and not rows.filter(last_checked__lt=cutoff).exists()
         and not rows.filter(last_checked__isnull=True).exists()
+        and not (BackendKind.VLLM in kinds and _vllm_slot_moved())
     ):
         return False
     check_all(kinds)
     return True
+
+
+def _vllm_slot_moved() -> bool:
+    """Does the stored vLLM result name another running model than the live one?
+
+    An activation that became ready (or a stop) since the last check: the card would
+    say "Not configured" next to the active model until the next scheduled check.
+    """
+    from ..choices import ActivationState
+    from ..models import Activation
+    from ..vllm.slot import SLOT
+    from .endpoints import VLLM_ACTIVE_KEY
+
+    running = (
+        Activation.objects.filter(slot=SLOT, state=ActivationState.RUNNING)
+        .values_list("logical_name", flat=True)
+        .first()
+    )
+    row = BackendEndpoint.objects.filter(key=VLLM_ACTIVE_KEY).only("details").first()
+    stored = (row.details.get("activation") or {}) if row is not None else {}
+    return (stored.get("logical_name") or None) != (running or None)

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from registry.models import ModelEntry
 
-from .. import clients
+from .. import clients, serving
 from ..choices import BackendKind, HealthStatus
 from .active import active_vllm
 
@@ -87,20 +87,17 @@ def _port(value: Any, backend: str) -> int:
 
 
 def resolve_entry_url(backend: str, backend_config: dict | None) -> str:
-    """The server root URL of an entry, as the original resolves it (no trailing ``/v1``).
-
-    Precedence: ``base_url``; ``host`` when it is a URL; else
-    ``http://{host or 127.0.0.1}:{port or the backend's default port}``.
+    """The server root URL of an entry (no trailing ``/v1``), as the drawer and API
+    resolve it (:func:`backends.serving.served_endpoint`): the entry's own
+    ``base_url``/``host``/``port``, else the backend's configured URL, else the
+    default port. ``localhost`` is probed as ``127.0.0.1`` (one endpoint, not two).
     """
     cfg = backend_config if isinstance(backend_config, dict) else {}
     backend = (backend or "").strip().lower()
-    base_url = str(cfg.get("base_url") or "").strip()
-    if base_url:
-        return clients.root_url(base_url)
-    host = str(cfg.get("host") or "").strip()
-    if host.startswith(("http://", "https://")):
-        return clients.root_url(host)
-    return f"http://{host or '127.0.0.1'}:{_port(cfg.get('port'), backend)}"
+    served = serving.served_endpoint(
+        {"name": "", "backend": backend, "backend_config": cfg}, live=None
+    )
+    return served.root.replace("://localhost:", "://127.0.0.1:", 1)
 
 
 def _is_unset(value: Any) -> bool:

@@ -66,6 +66,9 @@ def _card_context(kind: BackendKind) -> dict:
             "colour": HealthStatus(ep.status).colour,
             "hex": COLOURS[HealthStatus(ep.status).colour],
             "status_label": HealthStatus(ep.status).label,
+            "primary": ep is card["primary"],
+            "first_other": card["primary"] is not None
+            and ep is (card["others"][0] if card["others"] else None),
         }
         for ep in card["endpoints"]
     ]
@@ -219,8 +222,12 @@ def active_model(request):
     )
     if not state:
         status = HealthStatus.NOT_CONFIGURED
-    else:  # an active model whose endpoint was never probed yet is "Never checked"
-        status = row.status if row else HealthStatus.UNKNOWN
+    elif row is None or row.status == HealthStatus.NOT_CONFIGURED:
+        # An active model whose endpoint was not probed since it started: "Unknown",
+        # never "Not configured" next to its name (activation checks at once).
+        status = HealthStatus.UNKNOWN
+    else:
+        status = row.status
     return render(
         request,
         "backends/active_model_card.html",

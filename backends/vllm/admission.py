@@ -214,6 +214,10 @@ def _run_here(
         act = run()
     except ActivationError as exc:
         return _refusal(exc)
+    finally:
+        from backends.health.check import check_vllm_now
+
+        check_vllm_now()  # the vLLM card and Dashboard follow at once
     return SlotRequest(RequestOutcome.DONE, describe(act), activation=act)
 
 

@@ -385,6 +385,8 @@ IMAGEWORKS_OPENAI_URLS = [
 # Cards poll every N s; a card load re-checks results older than M s (0 = never;
 # keeps cards truthful when no qcluster runs the schedule). See docs/health.md.
 IMAGEWORKS_HEALTH_CARD_POLL = env_int("IMAGEWORKS_HEALTH_CARD_POLL", 15)
+# Open pages ask /live/ this often whether anything they show changed (a 304 when not).
+IMAGEWORKS_LIVE_POLL_SECONDS = env_float("IMAGEWORKS_LIVE_POLL_SECONDS", 2.0)
 IMAGEWORKS_HEALTH_CARD_REFRESH = env_float(
     "IMAGEWORKS_HEALTH_CARD_REFRESH", float(IMAGEWORKS_HEALTH_INTERVAL)
 )

@@ -15,7 +15,17 @@ from importlib import metadata
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, Q
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    Value,
+    When,
+)
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -45,6 +55,11 @@ from ..tables import (
 from ..tasks import request_sync
 
 CARD_BACKENDS = ("vllm", "ollama", "lmdeploy")
+#: Backends whose configured server URL gives them a card on the Models page.
+CONFIGURED_URL_SETTINGS = {
+    "lmdeploy": "IMAGEWORKS_LMDEPLOY_URL",
+    "triton": "IMAGEWORKS_TRITON_URL",
+}
 #: Top-level keys whose layer of origin the drawer shows.
 PROVENANCE_FIELDS = (
     "display_name",
@@ -134,6 +149,28 @@ def request_table_columns(request) -> list[str] | None:
 
         request._table_columns = saved_columns(request.user)
     return request._table_columns
+
+
+def _violations():
+    """Verify rows of the outer entry that were lock violations since its last good verify."""
+    return ActionLog.objects.filter(
+        entry=OuterRef("pk"),
+        action=Action.VERIFY,
+        details__violation=True,
+    ).filter(
+        Q(time__gt=OuterRef("last_verified_at"))
+        | Q(time__isnull=False, entry__last_verified_at__isnull=True)
+    )
+
+
+def lock_violated_annotation():
+    """Per row, in the page's one query: a locked entry's verify that found other files
+    (a lock violation writes nothing but its audit row) since its last good verify."""
+    return Case(
+        When(locked=True, then=Exists(_violations())),
+        default=Value(False),
+        output_field=BooleanField(),
+    )
 
 
 def table_etag(request, *args, **kwargs) -> str | None:
@@ -272,7 +309,11 @@ class ModelEntryListView(
 ):
     permission_required = "registry.view_modelentry"
     # Only what the table shows: no JSON or dates decoded for 50 rows per page.
-    queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields)
+    # Size on disk: the inventory's last scan (issue 19), joined in the same query.
+    queryset = ModelEntry.objects.only(*ModelEntryTable.row_fields).annotate(
+        lock_violated=lock_violated_annotation(),
+        disk_size=F("usage__size_bytes"),
+    )
     filterset_class = ModelEntryFilterSet
     table_class = ModelEntryTable
     template_name = "registry/modelentry_list.html"
@@ -359,7 +400,12 @@ class ModelEntryListView(
         present = [
             b for b, _label in self.filterset.filters["backend"].extra["choices"]
         ]
-        return list(CARD_BACKENDS) + [b for b in present if b not in CARD_BACKENDS]
+        cards = list(CARD_BACKENDS)
+        # A backend with a configured server gets its card even with no entry using it.
+        for backend, name in CONFIGURED_URL_SETTINGS.items():
+            if backend not in cards and getattr(settings, name, ""):
+                cards.append(backend)
+        return cards + [b for b in present if b not in cards]
 
 
 class ModelEntryDetailView(ModelEntryListView):
@@ -393,7 +439,7 @@ def provenance_groups(field_rows) -> list[tuple[str, list[str]]]:
 
 
 def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
-    from ..normalize import resolve_endpoint
+    from backends.serving import served_endpoint
 
     merged = entry.merged or {}
     sources = entry.field_sources or {}
@@ -401,7 +447,8 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     last_change = {}
     for change in changes:
         last_change.setdefault(change.layer, change)
-    endpoint = resolve_endpoint(merged)
+    served_at = served_endpoint(entry)
+    endpoint = served_at.url
     served = entry.served_model_id or entry.name
     runtime = request_runtime_flags(request).get(entry.name) or {}
     autostart = autostart_command(entry.name)
@@ -417,7 +464,8 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "entry": entry,
         "active_name": active_name,
         "endpoint": endpoint,
-        "endpoint_info": f"base_url: {endpoint}\nmodel: {served}\nbackend: {entry.backend}",
+        "served": served_at,
+        "endpoint_info": served_at.info(served, entry.backend),
         "json_script_id": f"entry-json-{entry.pk}",
         "list_url": reverse("registry:modelentry_list"),
         "current_query": request.GET.urlencode(),
@@ -431,6 +479,10 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
         "entry_changes": changes,
         "last_curated": last_change.get(Layer.CURATED),
         "last_discovered": last_change.get(Layer.DISCOVERED),
+        "lock_violated": entry.locked
+        and ModelEntry.objects.filter(pk=entry.pk)
+        .filter(Exists(_violations()))
+        .exists(),
         "can_lock": request.user.has_perm("registry.lock_entry"),
         "can_activate": request.user.has_perm("backends.control_backend"),
         "is_vllm": entry.backend == "vllm",

@@ -97,4 +97,42 @@
     box.appendChild(div);
     autoDismiss(box);
   });
+  // ---- live panels: one poll with an ETag (imageworks_site/live.py) ------------------
+  // Every few seconds: GET /live/ with If-None-Match. 304 = nothing changed (no body);
+  // 200 = {token, events}: fire each event on <body>, where the panels listen
+  // (hx-trigger="entryChanged from:body" ...). Hidden tabs wait; they ask at once
+  // when shown again. window.__livePollMs lets tests poll faster.
+  var liveUrl = document.body && document.body.dataset.liveUrl;
+  if (liveUrl && window.fetch) {
+    var liveToken = "";
+    var liveBusy = false;
+    var livePoll = function () {
+      if (liveBusy || document.hidden) return;
+      liveBusy = true;
+      var headers = { "Accept": "application/json" };
+      if (liveToken) headers["If-None-Match"] = '"' + liveToken + '"';
+      fetch(liveUrl, { headers: headers, cache: "no-store", credentials: "same-origin" })
+        .then(function (resp) {
+          if (resp.status !== 200) return null;
+          return resp.json();
+        })
+        .then(function (data) {
+          if (!data || !data.token) return;
+          var first = !liveToken;
+          liveToken = data.token;
+          document.body.dataset.liveToken = liveToken;
+          if (first) return;
+          (data.events || []).forEach(function (name) {
+            if (window.htmx) htmx.trigger(document.body, name, { live: true });
+            else document.body.dispatchEvent(new CustomEvent(name, { detail: { live: true } }));
+          });
+        })
+        .catch(function () { /* offline or signed out: try again next tick */ })
+        .then(function () { liveBusy = false; });
+    };
+    var liveEvery = parseInt(document.body.dataset.livePollMs || "2000", 10) || 2000;
+    setInterval(livePoll, liveEvery);
+    document.addEventListener("DOMContentLoaded", livePoll);
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) livePoll(); });
+  }
 })();

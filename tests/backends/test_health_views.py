@@ -149,7 +149,7 @@ class HealthViewTests(PermissionMatrixMixin, TestCase):
         )
         for kind in ("vllm", "ollama", "lmdeploy", "triton", "openai"):
             self.assertIn(f'hx-get="{reverse("health:card", args=[kind])}"', html)
-        self.assertIn('hx-trigger="load, every 15s"', html)
+        self.assertIn('hx-trigger="load, every 15s, healthChanged from:body"', html)
 
 
 @override_settings(IMAGEWORKS_HEALTH_TIMEOUT=0.5, IMAGEWORKS_OLLAMA_URL="")

@@ -22,6 +22,7 @@ HEADER = [
     "Capabilities",
     "Lock",
     "Hash",
+    "Size",
     "Installed?",
     "Active?",
 ]
@@ -83,7 +84,8 @@ class ExportTests(PersonaMixin, TestCase):
         self.assertEqual(qwen[4], "vision")
         self.assertEqual(qwen[5], "unlocked")
         self.assertEqual(len(qwen[6]), 64)
-        self.assertEqual(qwen[7], "yes")
+        self.assertEqual(qwen[7], "")  # size on disk: not scanned
+        self.assertEqual(qwen[8], "yes")
 
     def test_it_exports_every_matching_row_not_just_the_page(self):
         bulk_entries(130)

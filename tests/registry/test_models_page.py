@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from registry.choices import Action, Layer
 from registry.models import ActionLog, EntryChange, ModelEntry
-from tests.base import PermissionMatrixMixin
+from tests.base import BaseTestCase, PermissionMatrixMixin
 from tests.registry.page_fixtures import HASH_A, bulk_entries, seed_scenario
 from tests.utils import create_model_entry
 
@@ -166,7 +166,7 @@ class DrawerTests(PermissionMatrixMixin, TestCase):
         self.assertIn("Provenance", html)
         self.assertIn("download_path", html)
         self.assertIn('class="badge prov-discovered"', html)
-        self.assertIn("http://localhost:24001/v1", html)  # endpoint
+        self.assertIn("http://127.0.0.1:24001/v1", html)  # endpoint: the site vLLM port
         self.assertIn("Copy registry entry", html)
         self.assertIn(f'id="entry-json-{self.qwen.pk}"', html)
         self.assertIn(
@@ -385,3 +385,105 @@ class QueryCountTests(PermissionMatrixMixin, TestCase):
         small = count()
         bulk_entries(195, prefix="large")
         self.assertEqual(count(), small)
+
+
+class ViolatedLockInTheTableTests(BaseTestCase):
+    """A locked entry whose last verify was a lock violation: a red padlock that says why."""
+
+    def setUp(self):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from registry.audit import Actor, record
+        from registry.choices import Action, Outcome
+        from registry.version import bump
+
+        now = timezone.now()
+        self.entry = create_model_entry(
+            "locked-model", locked=True, last_verified_at=now - timedelta(hours=1)
+        )
+        self.other = create_model_entry("fine-model", locked=True, last_verified_at=now)
+        row = record(
+            Actor.cli(),
+            Action.VERIFY,
+            entry=self.entry,
+            outcome=Outcome.FAILED,
+            message="Lock violation: expected " + "a" * 64 + " got " + "b" * 64,
+            details={"violation": True},
+        )
+        assert row.time > self.entry.last_verified_at
+        bump(listing=False)
+
+    def test_the_violated_lock_is_red_with_a_tooltip(self):
+        html = self.client_for(self.viewer).get(reverse("registry:modelentry_list"))
+        html = html.content.decode()
+        self.assertEqual(html.count('data-testid="lock-violated"'), 1)
+        row = html[html.index(f'data-pk="{self.entry.pk}"') :][:3000]
+        self.assertIn('class="lock is-violated" title="Lock violated', row)
+        url = reverse("registry:modelentry_detail", args=[self.entry.pk])
+        drawer = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn('data-testid="drawer-lock-violated"', drawer)
+        url = reverse("registry:modelentry_detail", args=[self.other.pk])
+        drawer = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertNotIn('data-testid="drawer-lock-violated"', drawer)
+
+    def test_a_later_good_verify_clears_it(self):
+        from django.utils import timezone
+
+        ModelEntry.objects.filter(pk=self.entry.pk).update(
+            last_verified_at=timezone.now()
+        )
+        from registry.version import bump
+
+        bump(listing=False)
+        html = self.client_for(self.viewer).get(reverse("registry:modelentry_list"))
+        self.assertNotIn('data-testid="lock-violated"', html.content.decode())
+
+
+class DiskUseWiringTests(BaseTestCase):
+    """Issue 19 on the Models page: size on disk as a sortable column, size and last
+    activated in the drawer, the total per backend on the cards (inventory's last scan)."""
+
+    def setUp(self):
+        from inventory.choices import UsageState
+        from inventory.models import EntryUsage
+
+        self.big = create_model_entry("big-model")
+        self.small = create_model_entry("small-model")
+        self.unscanned = create_model_entry("unscanned-model")
+        for entry, size in ((self.big, 7 * 2**30), (self.small, 300 * 2**20)):
+            EntryUsage.objects.create(
+                entry=entry,
+                state=UsageState.OK,
+                size_bytes=size,
+                owned_bytes=size,
+                disk_bytes=size,
+            )
+
+    def test_the_table_shows_and_sorts_by_size(self):
+        client = self.client_for(self.viewer)
+        html = client.get(LIST + "?sort=-disk_size").content.decode()
+        self.assertIn("7.0\xa0GB", html)
+        self.assertIn("300.0\xa0MB", html)
+        order = [html.index(f'data-name="{n}"') for n in ("big-model", "small-model")]
+        self.assertLess(order[0], order[1])
+        html = client.get(LIST + "?sort=disk_size").content.decode()
+        self.assertLess(
+            html.index('data-name="small-model"'), html.index('data-name="big-model"')
+        )
+
+    def test_the_drawer_says_size_and_last_activated(self):
+        url = reverse("registry:modelentry_detail", args=[self.big.pk])
+        html = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn('data-testid="drawer-disk">7.0\xa0GB', html)
+        self.assertIn("Last activated", html)
+        url = reverse("registry:modelentry_detail", args=[self.unscanned.pk])
+        html = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn("not scanned", html)
+
+    def test_the_backend_card_has_the_total(self):
+        url = reverse("registry:backend_card", args=["vllm"])
+        html = self.client_for(self.viewer).get(url, **HX).content.decode()
+        self.assertIn('data-testid="card-disk-vllm"', html)
+        self.assertIn("7.3\xa0GB", html)  # 7 GiB + 300 MiB, each file counted once

@@ -538,3 +538,33 @@ def files_unchanged_now() -> bool:
     from registry.services.sync import files_unchanged
 
     return files_unchanged()
+
+
+class BackupPruningTests(WritebackTestBase):
+    """Issue 15 item 10: every write keeps a backup, the last IMAGEWORKS_BACKUPS_KEEP
+    per layer file stay; hand-made backups are never touched."""
+
+    def backups(self, stem: str) -> list[str]:
+        return sorted(
+            p.name
+            for p in self.dir.iterdir()
+            if p.name.startswith(stem) and p.name.endswith(".bak.json")
+        )
+
+    def test_only_the_last_n_backups_per_layer_stay(self):
+        self.small_registry()
+        hand_made = self.dir / "model_registry.curated.20251022-175925.bak.json"
+        hand_made.write_text("[]\n")
+        with override_settings(IMAGEWORKS_BACKUPS_KEEP=3):
+            for i in range(6):
+                self.set_display("alpha", f"Alpha {i}")
+        curated = [
+            n for n in self.backups("model_registry.curated.") if n != hand_made.name
+        ]
+        self.assertEqual(len(curated), 3)
+        self.assertTrue(hand_made.exists())
+        # The newest backup holds the state before the last write.
+        newest = json.loads((self.dir / curated[-1]).read_text())
+        names = {item["name"]: item for item in newest}
+        self.assertEqual(names["alpha"]["display_name"], "Alpha 4")
+        self.assertEqual(self.backups("model_registry.discovered."), [])

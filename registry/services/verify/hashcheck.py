@@ -142,6 +142,11 @@ def verify(
         fail_row(
             actor, Action.VERIFY, name, message, job=job, started=t0, details=details
         )
+        if isinstance(exc, LockViolation):
+            # Nothing is written, but the Models table now shows a red padlock.
+            from registry.version import bump
+
+            bump(listing=False)
         raise
     return _record(found, actor, details, job)
 
