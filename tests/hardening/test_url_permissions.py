@@ -49,6 +49,7 @@ POLICY: dict[str, dict[str, str]] = {
     "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"POST": PUBLIC},
     "dashboard": {"GET": LOGIN},
+    "live": {"GET": LOGIN},
     "favicon": {"GET": PUBLIC},
     # registry: reading
     "registry:modelentry_list": {"GET": VIEW_ENTRY},
