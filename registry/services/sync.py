@@ -76,6 +76,8 @@ class SyncResult:
     problems: list[dict] = field(default_factory=list)
     no_change: bool = False
     error: str = ""
+    #: the error is a broken registry file (``LayerParseError``), not an I/O failure
+    broken: bool = False
     migrated: bool = False
     action: ActionLog | None = None
     history_ids: list[int] = field(default_factory=list, repr=False)
@@ -194,7 +196,9 @@ def _sync(
     try:
         registry = layers.load_registry(registry_dir())
     except layers.RegistryError as exc:
-        result = SyncResult(error=str(exc))
+        result = SyncResult(
+            error=str(exc), broken=isinstance(exc, layers.LayerParseError)
+        )
         _record_file_error(exc)
         # Implicit (page-load) syncs stay silent on errors: the page shows the
         # error banner, and a broken file must not add an audit row per page view.

@@ -82,7 +82,12 @@ def entry_edit_preview(request, pk: int):
     if not form.is_valid():
         return _render(request, _context(entry, form))
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
-    conflict = editing.check_conflict(entry, form.cleaned_data["fingerprint"])
+    try:
+        conflict = editing.check_conflict(entry, form.cleaned_data["fingerprint"])
+    except layers.RegistryError as exc:  # a broken registry file: nothing to confirm
+        return _render(
+            request, _context(entry, form, preview=preview, write_error=str(exc))
+        )
     if conflict is not None:
         return _conflict_response(request, entry, form, conflict, preview.new_curated)
     return _render_preview(request, entry, form, preview)
@@ -108,7 +113,12 @@ def entry_edit_confirm(request, pk: int):
     fingerprint = form.cleaned_data["fingerprint"]
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
     if entry.fingerprint != fingerprint:
-        conflict = editing.check_conflict(entry, fingerprint)
+        try:
+            conflict = editing.check_conflict(entry, fingerprint)
+        except layers.RegistryError as exc:
+            return _render(
+                request, _context(entry, form, preview=preview, write_error=str(exc))
+            )
         if conflict is not None:
             return _conflict_response(
                 request, entry, form, conflict, preview.new_curated

@@ -166,7 +166,10 @@ def import_review(request):
     formset = import_formset(data=request.POST)
     if not formset.is_valid():
         return _render_step2(request, formset)
-    plan = importing.plan_import(_items(formset))
+    try:
+        plan = importing.plan_import(_items(formset))
+    except layers.RegistryError as exc:  # a broken registry file
+        return _render_review(request, formset, importing.ImportPlan(), error=str(exc))
     return _render_review(request, formset, plan)
 
 
@@ -178,7 +181,10 @@ def import_confirm(request):
     formset = import_formset(data=request.POST)
     if not formset.is_valid():
         return _render_step2(request, formset)
-    plan = importing.plan_import(_items(formset))
+    try:
+        plan = importing.plan_import(_items(formset))
+    except layers.RegistryError as exc:  # a broken registry file: nothing written
+        return _render_review(request, formset, importing.ImportPlan(), error=str(exc))
     try:
         result = importing.apply_import(plan, Actor.from_request(request))
     except layers.RegistryError as exc:

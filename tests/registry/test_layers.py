@@ -196,8 +196,9 @@ def test_malformed_json_names_the_file(tmp_path):
     (tmp_path / CURATED_FILE).write_text('[\n  {"name": "a"\n  "backend": "x"}\n]')
     with pytest.raises(LayerParseError) as info:
         read_layer(tmp_path / CURATED_FILE, "curated")
-    assert str(info.value).startswith(
-        "Failed to parse model_registry.curated.json: Expecting ',' delimiter: line 3"
+    assert str(info.value) == (
+        f"The registry file is broken: {tmp_path / CURATED_FILE}, "
+        "not valid JSON (Expecting ',' delimiter), line 3 column 3"
     )
 
 
