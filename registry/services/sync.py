@@ -9,6 +9,7 @@ query. Per-entry changes are recorded as ``EntryChange`` rows (changed keys only
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -215,7 +216,8 @@ def _sync(
     with transaction.atomic():
         result = _apply(registry, actor, action)
         bump_registry_version()  # caches keyed on the version see this commit
-        _save_layer_files(registry, _snapshot_current(registry, result))
+        snapshot_current = _snapshot_current(registry, result)
+        _save_layer_files(registry, snapshot_current)
         if action is None and (explicit or result.changed_anything):
             result.action = record(
                 actor, Action.SYNC, message=result.summary(), details=result.as_dict()
@@ -224,7 +226,56 @@ def _sync(
                 EntryChange.objects.filter(pk__in=result.history_ids).update(
                     action=result.action
                 )
+    if registry.snapshot is not None and not snapshot_current:
+        repair_snapshot(actor)  # after the commit: no transaction around file I/O
     return result
+
+
+#: How long a sync waits for a writer before leaving a stale snapshot to it.
+REPAIR_LOCK_TIMEOUT = 10.0
+
+
+def repair_snapshot(actor: Actor) -> bool:
+    """Rewrite ``model_registry.json`` when it is not the merge of the layers (a
+    writer killed between its layer write and its snapshot write); True if it did.
+
+    Under the registry lock (taking it also removes the temp files dead writers left,
+    ``layers.remove_dead_temps``), the files are read again: a writer that held the
+    lock has finished, and its own snapshot is not mistaken for a stale one. The
+    rewrite is audited as a repair. A read-only folder, a busy lock or a broken file
+    leave the snapshot as it is (the next sync or write tries again); never raises.
+    """
+    from ..layers.style import snapshot_bytes
+
+    folder = registry_dir()
+    try:
+        with layers.registry_lock(folder, REPAIR_LOCK_TIMEOUT):
+            registry = layers.load_registry(folder)
+            if registry.snapshot is None or layers.snapshot_matches(registry):
+                return False
+            data = snapshot_bytes([entry.merged for entry in registry.entries.values()])
+            path = folder / layers.SNAPSHOT_FILE
+            layers.atomic_write(path, data, keep_backups=0)
+            info = path.stat()
+    except (layers.RegistryError, OSError) as exc:
+        logger.warning("stale %s not repaired: %s", layers.SNAPSHOT_FILE, exc)
+        return False
+    LayerFile.objects.filter(layer=layers.SNAPSHOT).update(
+        exists=True,
+        mtime_ns=info.st_mtime_ns,
+        size=info.st_size,
+        sha256=hashlib.sha256(data).hexdigest(),
+        entry_count=len(registry.entries),
+        error="",
+    )
+    record(
+        actor,
+        Action.REPAIR,
+        message=f"Repaired {layers.SNAPSHOT_FILE}: it was not the merge of the "
+        "layer files (a write was interrupted); rewritten from them.",
+        details={"file": str(path), "entries": len(registry.entries)},
+    )
+    return True
 
 
 def _apply(

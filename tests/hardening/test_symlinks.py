@@ -169,9 +169,6 @@ def test_the_cli_writes_through_the_links(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="sync never rewrites a stale snapshot (issue 17 §3)"
-)
 def test_a_sync_repairs_a_linked_snapshot_through_the_link(tmp_path):
     registry, repo = link_registry(tmp_path)
     site = CliSite(tmp_path)
