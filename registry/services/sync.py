@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import layers, normalize
@@ -214,6 +214,7 @@ def _sync(
         logger.warning("sync failed: %s", exc)
         return result
     with transaction.atomic():
+        _serialise_syncs()
         result = _apply(registry, actor, action)
         bump_registry_version()  # caches keyed on the version see this commit
         snapshot_current = _snapshot_current(registry, result)
@@ -229,6 +230,24 @@ def _sync(
     if registry.snapshot is not None and not snapshot_current:
         repair_snapshot(actor)  # after the commit: no transaction around file I/O
     return result
+
+
+#: The PostgreSQL advisory lock key of mirror updates ("IWSY").
+SYNC_LOCK_KEY = 0x49575359
+
+
+def _serialise_syncs() -> None:
+    """One mirror update at a time, in the caller's transaction (released at commit).
+
+    SQLite needs nothing: its IMMEDIATE transactions take the write lock at BEGIN.
+    On PostgreSQL (READ COMMITTED) two syncs (page loads, writes catching up) would
+    both read the rows, both miss a new entry and both insert it: the second one
+    failed on the unique name (a 500). With the lock the second reads the rows the
+    first committed.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
 
 
 #: How long a sync waits for a writer before leaving a stale snapshot to it.
