@@ -228,7 +228,9 @@ def _sync(
                     action=result.action
                 )
     if registry.snapshot is not None and not snapshot_current:
-        repair_snapshot(actor)  # after the commit: no transaction around file I/O
+        # After the commit: no transaction around file I/O. A page load does not wait
+        # for a busy lock: its holder is a writer, which rewrites the snapshot too.
+        repair_snapshot(actor, wait=REPAIR_LOCK_TIMEOUT if explicit else 0)
     return result
 
 
@@ -254,7 +256,7 @@ def _serialise_syncs() -> None:
 REPAIR_LOCK_TIMEOUT = 10.0
 
 
-def repair_snapshot(actor: Actor) -> bool:
+def repair_snapshot(actor: Actor, wait: float = REPAIR_LOCK_TIMEOUT) -> bool:
     """Rewrite ``model_registry.json`` when it is not the merge of the layers (a
     writer killed between its layer write and its snapshot write); True if it did.
 
@@ -268,7 +270,7 @@ def repair_snapshot(actor: Actor) -> bool:
 
     folder = registry_dir()
     try:
-        with layers.registry_lock(folder, REPAIR_LOCK_TIMEOUT):
+        with layers.registry_lock(folder, wait):
             registry = layers.load_registry(folder)
             if registry.snapshot is None or layers.snapshot_matches(registry):
                 return False
