@@ -66,10 +66,12 @@ def _conflict_response(request, entry, form, conflict, mine: dict | None):
 @require_GET
 def entry_edit(request, pk: int):
     """Open the editor on the newest version (a cheap sync first)."""
-    sync_registry(Actor.from_request(request), explicit=False)
+    synced = sync_registry(Actor.from_request(request), explicit=False)
     entry = get_object_or_404(ModelEntry, pk=pk)
     form = ModelEntryEditForm(entry=entry)
-    return _render(request, _context(entry, form))
+    # A broken registry file: the form opens on the last good mirror, with the error.
+    broken = synced.error if synced.broken else ""
+    return _render(request, _context(entry, form, write_error=broken))
 
 
 @login_required

@@ -41,8 +41,10 @@ def _tag_of(item: dict) -> str:
 @require_GET
 def import_start(request):
     """Step 1: discovered entries with no curated overlay (+ unknown Ollama tags)."""
-    sync_registry(Actor.from_request(request), explicit=False)
-    return _render_step1(request, request.GET.get("q", ""))
+    synced = sync_registry(Actor.from_request(request), explicit=False)
+    # A broken registry file: the last good mirror's candidates, with the error.
+    broken = synced.error if synced.broken else ""
+    return _render_step1(request, request.GET.get("q", ""), error=broken)
 
 
 def _render_step1(request, query: str, error: str = "", status: int = 200):
