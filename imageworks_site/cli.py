@@ -76,7 +76,8 @@ def presync(*, strict: bool = True):
     result = sync_registry(_actor(), explicit=False)
     if not result.ok:
         if strict:
-            raise CliError(result.error)
+            # A broken registry file is the user's input to fix: exit 2, as main() does.
+            raise CliError(result.error, EXIT_USAGE if result.broken else EXIT_ERROR)
         _err(f"warning: {result.error}")
     return result
 
@@ -206,7 +207,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     result = sync_registry(_actor(), force=args.force)
     if not result.ok:
-        raise CliError(result.summary())
+        raise CliError(result.summary(), EXIT_USAGE if result.broken else EXIT_ERROR)
     print(result.summary())
     if args.verbose:
         for label, names in (

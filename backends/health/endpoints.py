@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -200,6 +201,7 @@ def build_endpoints(entries: Iterable[ModelEntry] | None = None) -> list[Endpoin
 
     for kind, url, source in _setting_urls():
         add(kind, url, source)
+    hosts = probe_hosts()
     if entries is None:
         entries = ModelEntry.objects.filter(deprecated=False).only(
             "name", "backend", "backend_config", "served_model_id"
@@ -210,6 +212,13 @@ def build_endpoints(entries: Iterable[ModelEntry] | None = None) -> list[Endpoin
             continue
         url = resolve_entry_url(entry.backend, entry.backend_config)
         endpoint = add(kind, url, f"entry:{entry.name}")
+        if not endpoint.fixed_status and not _may_probe(url, hosts):
+            # An editor chose this address: the server contacts only configured hosts.
+            endpoint.fixed_status = HealthStatus.UNKNOWN
+            endpoint.note = (
+                f"Not checked: {urlsplit(url).hostname or url} is not a configured "
+                "backend host (IMAGEWORKS_HEALTH_HOSTS or a backend URL setting)."
+            )
         endpoint.entries.append(entry.name)
         expected = (
             ollama_entry_tag(entry)
@@ -219,6 +228,36 @@ def build_endpoints(entries: Iterable[ModelEntry] | None = None) -> list[Endpoin
         if expected and expected not in endpoint.expected:
             endpoint.expected.append(expected)
     return sorted(found.values(), key=lambda e: (KIND_ORDER.index(e.kind), e.key))
+
+
+def probe_hosts() -> set[str]:
+    """The hosts an entry's endpoint may be on to be probed: those of the backend
+    URL settings, ``IMAGEWORKS_VLLM_HOST`` and ``IMAGEWORKS_HEALTH_HOSTS`` (default:
+    this machine's loopback names). Entries are edited through the site, so without
+    this list "Check now" would make the server fetch any URL an editor typed."""
+    hosts = {str(setting("IMAGEWORKS_VLLM_HOST", "127.0.0.1") or "").lower()}
+    hosts.update(
+        str(host).strip().strip("[]").lower()
+        for host in setting(
+            "IMAGEWORKS_HEALTH_HOSTS", ["127.0.0.1", "localhost", "::1"]
+        )
+        or []
+    )
+    for _kind, url, _source in _setting_urls():
+        host = urlsplit(url).hostname
+        if host:
+            hosts.add(host.lower())
+    hosts.discard("")
+    return hosts
+
+
+def _may_probe(url: str, hosts: set[str]) -> bool:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host) and host.lower() in hosts
 
 
 def _setting_urls() -> list[tuple[str, str, str]]:

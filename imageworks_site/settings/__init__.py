@@ -379,6 +379,15 @@ IMAGEWORKS_HEALTH_INTERVAL = env_int("IMAGEWORKS_HEALTH_INTERVAL", 30)
 IMAGEWORKS_HEALTH_TIMEOUT = env_float("IMAGEWORKS_HEALTH_TIMEOUT", 2.0)
 IMAGEWORKS_CHAT_PROXY_CONFIG = env("IMAGEWORKS_CHAT_PROXY_CONFIG", "")
 # More OpenAI-compatible servers to watch (comma-separated base URLs).
+#: Hosts an entry's own endpoint (backend_config host/base_url) may be on to be health
+#: checked, besides the hosts of the backend URL settings and IMAGEWORKS_VLLM_HOST.
+IMAGEWORKS_HEALTH_HOSTS = [
+    h.strip()
+    for h in (env("IMAGEWORKS_HEALTH_HOSTS", "127.0.0.1,localhost,::1") or "").split(
+        ","
+    )
+    if h.strip()
+]
 IMAGEWORKS_OPENAI_URLS = [
     u.strip() for u in (env("IMAGEWORKS_OPENAI_URLS", "") or "").split(",") if u.strip()
 ]

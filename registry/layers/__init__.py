@@ -50,7 +50,7 @@ from .errors import (
     RegistryNotFound,
     RegistryWriteError,
 )
-from .files import STALE_TEMP_SECONDS, atomic_write, registry_lock
+from .files import atomic_write, registry_lock, remove_dead_temps, write_target
 from .load import (
     Registry,
     export_merged,
@@ -132,9 +132,10 @@ __all__ = [
     "read_layer",
     "snapshot_matches",
     # lock and atomic writes
-    "STALE_TEMP_SECONDS",
     "atomic_write",
     "registry_lock",
+    "remove_dead_temps",
+    "write_target",
     # write-back
     "WriteResult",
     "ordered_like",

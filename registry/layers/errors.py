@@ -13,10 +13,22 @@ class RegistryError(Exception):
 
 
 class LayerParseError(RegistryError):
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+    """A registry file that cannot be read at all (file-level damage).
+
+    The message is "The registry file is broken: <file>, <what>, <where>": *reason*
+    says what is wrong (no ", " in it), *where* where (line and column, the JSON path
+    of the bad value, a byte offset, or "the whole file").
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], reason: str, where: str = "the whole file"
+    ) -> None:
         self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"Failed to parse {self.path.name}: {reason}")
+        self.reason = reason.replace(", ", "; ")
+        self.where = where or "the whole file"
+        super().__init__(
+            f"The registry file is broken: {self.path}, {self.reason}, {self.where}"
+        )
 
 
 class RegistryNotFound(RegistryError):

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import filelock
 
-from .constants import LOCK_FILE, READ_ONLY_MESSAGE
+from .constants import (
+    CURATED_FILE,
+    DISCOVERED_FILE,
+    LOCK_FILE,
+    READ_ONLY_MESSAGE,
+    SNAPSHOT_FILE,
+)
 from .errors import FileChangedError, LockTimeout, RegistryNotFound, RegistryWriteError
 
 
@@ -69,6 +75,7 @@ def registry_lock(dir: str | os.PathLike[str], timeout: float = 30.0) -> Iterato
     if _is_read_only(folder):
         raise RegistryWriteError(folder, f"{READ_ONLY_MESSAGE}: {folder}")
     lock = filelock.FileLock(str(lock_path), is_singleton=True)
+    outermost = not lock.is_locked
     try:
         lock.acquire(timeout=timeout)
     except filelock.Timeout:
@@ -76,9 +83,55 @@ def registry_lock(dir: str | os.PathLike[str], timeout: float = 30.0) -> Iterato
     except OSError as exc:
         raise write_error(lock_path, exc) from exc
     try:
+        if outermost:
+            remove_dead_temps(folder, before_ns=time.time_ns())
         yield lock_path
     finally:
         lock.release()
+
+
+#: Our temp files: ``.<registry file>.<random>.tmp`` (tempfile.NamedTemporaryFile).
+_OUR_TEMP = re.compile(r"^\.model_registry[\w.-]*\.json\.\w+\.tmp$")
+
+
+def remove_dead_temps(folder: Path, before_ns: int) -> list[Path]:
+    """Delete the temp files killed writers left, beside the registry files and
+    beside the files their links point to; returns the paths removed.
+
+    The rule: every writer of the registry folder creates its temp files only while
+    it holds the registry lock, and removes them (renamed or deleted) before it
+    releases it. So a temp file of ours that is older than the moment the caller
+    acquired the lock (*before_ns*) belongs to a writer that died holding it. Call
+    this only under the lock. Only regular files named like ours are touched.
+    """
+    folders = {folder}
+    for name in (CURATED_FILE, DISCOVERED_FILE, SNAPSHOT_FILE):
+        link = folder / name
+        if link.is_symlink():
+            folders.add(write_target(link).parent)
+    removed: list[Path] = []
+    for where in folders:
+        try:
+            candidates = [p for p in where.iterdir() if _OUR_TEMP.match(p.name)]
+        except OSError:
+            continue
+        for candidate in candidates:
+            try:
+                info = candidate.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime_ns < before_ns:
+                    candidate.unlink()
+                    removed.append(candidate)
+            except OSError:
+                pass
+    return removed
+
+
+def write_target(path: Path) -> Path:
+    """The file a write of *path* must replace: *path* itself, or the file its
+    symbolic link (chain) points to, so the link stays a link (issue 17 §2)."""
+    if not path.is_symlink():
+        return path
+    return Path(os.path.realpath(path))
 
 
 def _default_mode() -> int:
@@ -106,8 +159,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _replace_file(path: Path, data: bytes, mode: int) -> None:
-    """Write *data* to a temp file beside *path*, fsync, chmod, rename over *path*."""
+def _replace_file(
+    path: Path, data: bytes, mode: int, expected_sha256: str | None = None
+) -> None:
+    """Write *data* to a temp file beside *path*, fsync, chmod, rename over *path*.
+
+    With *expected_sha256*, the file is hashed again once the temp file is written,
+    immediately before the rename: a file another program replaced meanwhile raises
+    :class:`FileChangedError` (the temp file is removed, nothing is replaced).
+    """
     tmp: Path | None = None
     try:
         with tempfile.NamedTemporaryFile(
@@ -118,6 +178,8 @@ def _replace_file(path: Path, data: bytes, mode: int) -> None:
             fh.flush()
             os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
+        if expected_sha256 is not None and _sha256_of(path) != expected_sha256:
+            raise FileChangedError(path)
         os.replace(tmp, path)
         tmp = None
         _fsync_dir(path.parent)
@@ -131,28 +193,11 @@ def _replace_file(path: Path, data: bytes, mode: int) -> None:
                 pass
 
 
-STALE_TEMP_SECONDS = 600
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """Delete temp files a killed writer left beside *path* (only old ones).
-
-    A temp file younger than STALE_TEMP_SECONDS may belong to a writer still running.
-    """
-    prefix = f".{path.name}."
-    now = time.time()
+def _sha256_of(path: Path) -> str | None:
     try:
-        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
-    except OSError:
-        return
-    for candidate in candidates:
-        if not candidate.name.endswith(".tmp"):
-            continue
-        try:
-            if now - candidate.stat().st_mtime > STALE_TEMP_SECONDS:
-                candidate.unlink()
-        except OSError:
-            pass
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _backup_stem(path: Path) -> str:
@@ -202,9 +247,16 @@ def atomic_write(
     older backups beyond *keep_backups*, and returns the backup path. Permission bits of
     the old file are kept. Raises :class:`RegistryWriteError` (nothing partial left).
     With *expected_sha256* (the sha256 of the bytes the caller read), a file replaced
-    meanwhile by a tool that does not take our lock raises :class:`FileChangedError`.
+    meanwhile by a tool that does not take our lock raises :class:`FileChangedError`;
+    the hash is checked again once the temp file is written, immediately before the
+    rename (the window left is that re-read and the rename: docs/compatibility.md).
+
+    A symbolic link is written through: the temp file is written beside the file the
+    link points to and renamed there, so the link stays; the backup is a regular file
+    beside the link (in the registry folder, never in a linked checkout).
     """
-    path = Path(path)
+    link = Path(path)
+    path = write_target(link)  # a link is written through: the link stays
     try:
         old: bytes | None = path.read_bytes()
     except FileNotFoundError:
@@ -223,9 +275,12 @@ def atomic_write(
     mode = _default_mode() if old is None else stat.S_IMODE(os.stat(path).st_mode)
     backup: Path | None = None
     if old is not None and keep_backups > 0:
-        backup = _backup_path(path)
+        # Beside the name the registry uses (the link), never in a linked checkout.
+        backup = _backup_path(link)
         _replace_file(backup, old, mode)
-        _prune_backups(path, keep_backups)
-    _replace_file(path, data, mode)
-    _remove_stale_temps(path)
+        _prune_backups(link, keep_backups)
+    # The hash the caller read is checked again right before the rename, so another
+    # program's write in between is not renamed over.
+    check = expected_sha256 if old is not None else None
+    _replace_file(path, data, mode, expected_sha256=check)
     return backup

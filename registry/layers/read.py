@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,26 +85,210 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+#: The largest integer a registry file may hold: the database's 64-bit columns
+#: (SQLite binds nothing wider), and far below Python's 4,300-digit conversion limit.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+#: Only a file with a long number or a big exponent can hold a number refused below,
+#: and only one with a surrogate escape a lone surrogate: other files take json.loads'
+#: fast path (no Python hooks, no walk). A number starts after a JSON delimiter, so
+#: digits inside strings (hashes, dates) do not count.
+_BIG_NUMBER = re.compile(rb"(?<=[:\[,\s])-?\d(?:\d{18}|[\d.]*[eE]\+?\d{3})")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: A surrogate escape (odd number of backslashes before the "u").
+_SURROGATE = re.compile(rb"(?<!\\)(?:\\\\)*(\\u[dD][89a-fA-F][0-9a-fA-F]{2})")
+_MAX_DEPTH = 500
+
+
+class _BadValue:
+    """Stands in for a number the registry refuses, so its JSON path can be found."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_int(literal: str) -> Any:
+    digits = literal.lstrip("-")
+    if len(digits) > 40:
+        return _BadValue(f"an integer of {len(digits)} digits (beyond 64 bits)")
+    value = int(literal)
+    if not INT_MIN <= value <= INT_MAX:
+        return _BadValue(f"the integer {literal} is beyond 64 bits")
+    return value
+
+
+def _parse_float(literal: str) -> Any:
+    value = float(literal)
+    if math.isinf(value):
+        return _BadValue(f"the number {literal[:40]} is too large (float overflow)")
+    return value
+
+
+def _json_path(steps: list[Any]) -> str:
+    out = "$"
+    for step in steps:
+        out += f"[{step}]" if isinstance(step, int) else f".{step}"
+    return out
+
+
+def _find_refused(value: Any, steps: list[Any]) -> tuple[str, list[Any]] | None:
+    """The first refused value in parsed JSON *value*: ``(reason, JSON path steps)``."""
+    if isinstance(value, _BadValue):
+        return value.reason, steps
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_refused(item, [*steps, key])
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_refused(item, [*steps, index])
+            if found:
+                return found
+    return None
+
+
+def _lone_surrogate(data: bytes) -> int | None:
+    """Offset of the first escape of a lone UTF-16 surrogate (a high one not followed
+    by a low one, or a low one alone), which no UTF-8 text can hold."""
+    pending: re.Match | None = None
+    for match in _SURROGATE.finditer(data):
+        high = match.group(1)[3:4].lower() in b"89ab"
+        if pending is not None:
+            if not high and match.start(1) == pending.end(1):
+                pending = None
+                continue
+            return pending.start(1)
+        if not high:
+            return match.start(1)
+        pending = match
+    return pending.start(1) if pending is not None else None
+
+
+def _too_deep_at(text: str) -> str:
+    """Line and column where the nesting first goes deeper than _MAX_DEPTH."""
+    depth = 0
+    in_string = escaped = False
+    line, column = 1, 0
+    for ch in text:
+        column += 1
+        if ch == "\n":
+            line, column = line + 1, 0
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return f"line {line} column {column}"
+        elif ch in "]}":
+            depth -= 1
+    return "the whole file"
+
+
+def _line_column(data: bytes, offset: int) -> str:
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"byte {offset} (line {line} column {column})"
+
+
 def _parse_json_list(path: Path, data: bytes) -> list[Any]:
+    """Parse a layer file; anything a registry file cannot hold raises
+    :class:`LayerParseError` (what and where): bad UTF-8, bad JSON, nesting deeper
+    than the parser's limit, a root that is not a list, integers outside 64 bits,
+    floats that overflow, lone surrogates."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        what = "not valid UTF-8"
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            what = "UTF-16 text (registry files are UTF-8)"
         raise LayerParseError(
-            path, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        )
+            path, f"{what} ({exc.reason})", _line_column(data, exc.start)
+        ) from None
+    refused: list[str] = []
+    hooks: dict[str, Any] = {}
+    if _BIG_NUMBER.search(data):
+
+        def parse_int(literal: str) -> Any:
+            value = _parse_int(literal)
+            if isinstance(value, _BadValue):
+                refused.append(value.reason)
+            return value
+
+        def parse_float(literal: str) -> Any:
+            value = _parse_float(literal)
+            if isinstance(value, _BadValue):
+                refused.append(value.reason)
+            return value
+
+        hooks = {"parse_int": parse_int, "parse_float": parse_float}
     try:
         # NaN/Infinity (Python's json.dump writes them) are not JSON; the database's
         # JSON columns refuse them, so they read as null instead of crashing a sync.
-        items = json.loads(text, parse_constant=lambda _name: None)
+        items = json.loads(text, parse_constant=lambda _name: None, **hooks)
     except json.JSONDecodeError as exc:
-        raise LayerParseError(path, str(exc)) from None
+        if not text.strip():
+            what = "empty file" if not text else "only whitespace"
+            raise LayerParseError(path, f"{what} (no JSON list)") from None
+        raise LayerParseError(
+            path,
+            f"not valid JSON ({exc.msg.removesuffix(' at')})",
+            f"line {exc.lineno} column {exc.colno}",
+        ) from None
     except RecursionError:
-        raise LayerParseError(path, "JSON nested too deeply") from None
+        raise LayerParseError(
+            path, f"JSON nested deeper than {_MAX_DEPTH} levels", _too_deep_at(text)
+        ) from None
+    except ValueError as exc:  # a hook or int() refusing a literal
+        raise LayerParseError(path, f"a value cannot be read ({exc})") from None
     if not isinstance(items, list):
         raise LayerParseError(
-            path, f"the file must be a JSON list (found {_type_name(items)})"
+            path,
+            f"the file must be a JSON list (found {_type_name(items)})",
+            "the top level",
         )
+    if _SURROGATE_ESCAPE.search(data):
+        at = _lone_surrogate(data)
+        if at is not None:
+            raise LayerParseError(
+                path,
+                "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string",
+                _line_column(data, at),
+            )
+    if refused:
+        try:
+            found = _find_refused(items, [])
+        except RecursionError:
+            found = (refused[0] if refused else "JSON nested too deeply", [])
+        if found:
+            reason, steps = found
+            raise LayerParseError(path, reason, f"at {_json_path(steps)}")
+        # Hidden by a later duplicate key: still refused (the file cannot be written
+        # back as read), located in the text.
+        raise LayerParseError(path, refused[0], _number_at(data))
     return items
+
+
+_NUMBER = re.compile(rb"(?<=[:\[,\s])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def _number_at(data: bytes) -> str:
+    """Where the first number the registry refuses is in *data* (line and column)."""
+    for match in _BIG_NUMBER.finditer(data):
+        literal = _NUMBER.match(data, match.start())
+        if literal is None:
+            continue
+        text = literal.group().decode()
+        parse = _parse_float if any(c in text for c in ".eE") else _parse_int
+        if isinstance(parse(text), _BadValue):
+            return _line_column(data, match.start())
+    return "the whole file"
 
 
 def item_name(item: Any) -> str | None:
@@ -287,9 +473,13 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
     except FileNotFoundError:
         return Layer(name, path, False, [], {}, [])
     except IsADirectoryError:
-        raise LayerParseError(path, "is a directory, not a file") from None
+        raise LayerParseError(
+            path, "a directory in place of the file", "the whole path"
+        ) from None
     except OSError as exc:
-        raise LayerParseError(path, f"cannot read the file ({exc.strerror})") from None
+        raise LayerParseError(
+            path, f"cannot be read ({exc.strerror})", "the whole file"
+        ) from None
     items = _parse_json_list(path, data)
     # A NUL can only be written escaped in valid JSON: scan the entries for one only
     # when the escape appears somewhere in the file (one fast search).

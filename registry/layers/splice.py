@@ -28,7 +28,7 @@ from .constants import (
     SNAPSHOT,
     SNAPSHOT_FILE,
 )
-from .errors import ConflictError, RegistryError
+from .errors import ConflictError, FileChangedError, RegistryError
 from .files import atomic_write, registry_lock
 from .merge import ABSENT_FINGERPRINT, MergedEntry, copy_json
 from .read import entry_issues, name_problem
@@ -214,7 +214,12 @@ def splice_entry_write(
         plan = _plan(name, layer, raw, known, data[layer], data[SNAPSHOT])
         if plan is None:
             return None
-        return _write(plan, paths, layer, data, keep_backups)
+        try:
+            return _write(plan, paths, layer, data, keep_backups)
+        except FileChangedError:
+            # Another program replaced the layer while we wrote it (nothing was
+            # renamed): the caller redoes the write from the files.
+            return None
 
 
 @dataclass

@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from .constants import CURATED, LAYER_FILES, SNAPSHOT_FILE
-from .errors import ConflictError, RegistryError
+from .errors import ConflictError, FileChangedError, RegistryError
 from .files import atomic_write, registry_lock
 from .load import Registry, build_registry
 from .merge import ABSENT_FINGERPRINT, copy_json
 from .read import NUL_REASON, Layer, contains_nul, item_name
 from .style import DEFAULT_STYLE, dumps, snapshot_bytes
+
+#: How often a write is redone on the new version of a layer another program
+#: replaced while we wrote it, before :class:`FileChangedError` is raised.
+REDO_ATTEMPTS = 5
 
 
 @dataclass
@@ -173,13 +177,22 @@ def write_layer_entries(
         )
     validate_updates(updates)
     folder = Path(dir)
+    path = folder / LAYER_FILES[layer]
     with registry_lock(folder, lock_timeout):
-        current = build_registry(folder)
-        _check_expected(current, layer, expected or {})
-        target = current.curated if layer == CURATED else current.discovered
-        before = {name: copy_json(target.entries.get(name)) for name in updates}
-        path = folder / LAYER_FILES[layer]
-        changed, backup = _write_layer(path, target, updates, keep_backups)
+        for attempt in range(1, REDO_ATTEMPTS + 1):
+            current = build_registry(folder)
+            _check_expected(current, layer, expected or {})
+            target = current.curated if layer == CURATED else current.discovered
+            before = {name: copy_json(target.entries.get(name)) for name in updates}
+            try:
+                changed, backup = _write_layer(path, target, updates, keep_backups)
+                break
+            except FileChangedError:
+                # Another program (without our lock) replaced the layer while we
+                # wrote: redo the patch on its version (a real conflict on one of
+                # *updates* is refused by the fingerprint check above).
+                if attempt == REDO_ATTEMPTS:
+                    raise
         removed = {name for name, raw in updates.items() if raw is None}
         fresh = build_registry(folder, drop_adopted=removed)
         snapshot_error = _materialize_snapshot(fresh)

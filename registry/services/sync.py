@@ -9,13 +9,14 @@ query. Per-entry changes are recorded as ``EntryChange`` rows (changed keys only
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .. import layers, normalize
@@ -76,6 +77,8 @@ class SyncResult:
     problems: list[dict] = field(default_factory=list)
     no_change: bool = False
     error: str = ""
+    #: the error is a broken registry file (``LayerParseError``), not an I/O failure
+    broken: bool = False
     migrated: bool = False
     action: ActionLog | None = None
     history_ids: list[int] = field(default_factory=list, repr=False)
@@ -194,7 +197,9 @@ def _sync(
     try:
         registry = layers.load_registry(registry_dir())
     except layers.RegistryError as exc:
-        result = SyncResult(error=str(exc))
+        result = SyncResult(
+            error=str(exc), broken=isinstance(exc, layers.LayerParseError)
+        )
         _record_file_error(exc)
         # Implicit (page-load) syncs stay silent on errors: the page shows the
         # error banner, and a broken file must not add an audit row per page view.
@@ -209,9 +214,11 @@ def _sync(
         logger.warning("sync failed: %s", exc)
         return result
     with transaction.atomic():
+        _serialise_syncs()
         result = _apply(registry, actor, action)
         bump_registry_version()  # caches keyed on the version see this commit
-        _save_layer_files(registry, _snapshot_current(registry, result))
+        snapshot_current = _snapshot_current(registry, result)
+        _save_layer_files(registry, snapshot_current)
         if action is None and (explicit or result.changed_anything):
             result.action = record(
                 actor, Action.SYNC, message=result.summary(), details=result.as_dict()
@@ -220,7 +227,76 @@ def _sync(
                 EntryChange.objects.filter(pk__in=result.history_ids).update(
                     action=result.action
                 )
+    if registry.snapshot is not None and not snapshot_current:
+        # After the commit: no transaction around file I/O. A page load does not wait
+        # for a busy lock: its holder is a writer, which rewrites the snapshot too.
+        repair_snapshot(actor, wait=REPAIR_LOCK_TIMEOUT if explicit else 0)
     return result
+
+
+#: The PostgreSQL advisory lock key of mirror updates ("IWSY").
+SYNC_LOCK_KEY = 0x49575359
+
+
+def _serialise_syncs() -> None:
+    """One mirror update at a time, in the caller's transaction (released at commit).
+
+    SQLite needs nothing: its IMMEDIATE transactions take the write lock at BEGIN.
+    On PostgreSQL (READ COMMITTED) two syncs (page loads, writes catching up) would
+    both read the rows, both miss a new entry and both insert it: the second one
+    failed on the unique name (a 500). With the lock the second reads the rows the
+    first committed.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SYNC_LOCK_KEY])
+
+
+#: How long a sync waits for a writer before leaving a stale snapshot to it.
+REPAIR_LOCK_TIMEOUT = 10.0
+
+
+def repair_snapshot(actor: Actor, wait: float = REPAIR_LOCK_TIMEOUT) -> bool:
+    """Rewrite ``model_registry.json`` when it is not the merge of the layers (a
+    writer killed between its layer write and its snapshot write); True if it did.
+
+    Under the registry lock (taking it also removes the temp files dead writers left,
+    ``layers.remove_dead_temps``), the files are read again: a writer that held the
+    lock has finished, and its own snapshot is not mistaken for a stale one. The
+    rewrite is audited as a repair. A read-only folder, a busy lock or a broken file
+    leave the snapshot as it is (the next sync or write tries again); never raises.
+    """
+    from ..layers.style import snapshot_bytes
+
+    folder = registry_dir()
+    try:
+        with layers.registry_lock(folder, wait):
+            registry = layers.load_registry(folder)
+            if registry.snapshot is None or layers.snapshot_matches(registry):
+                return False
+            data = snapshot_bytes([entry.merged for entry in registry.entries.values()])
+            path = folder / layers.SNAPSHOT_FILE
+            layers.atomic_write(path, data, keep_backups=0)
+            info = path.stat()
+    except (layers.RegistryError, OSError) as exc:
+        logger.warning("stale %s not repaired: %s", layers.SNAPSHOT_FILE, exc)
+        return False
+    LayerFile.objects.filter(layer=layers.SNAPSHOT).update(
+        exists=True,
+        mtime_ns=info.st_mtime_ns,
+        size=info.st_size,
+        sha256=hashlib.sha256(data).hexdigest(),
+        entry_count=len(registry.entries),
+        error="",
+    )
+    record(
+        actor,
+        Action.REPAIR,
+        message=f"Repaired {layers.SNAPSHOT_FILE}: it was not the merge of the "
+        "layer files (a write was interrupted); rewritten from them.",
+        details={"file": str(path), "entries": len(registry.entries)},
+    )
+    return True
 
 
 def _apply(

@@ -66,10 +66,12 @@ def _conflict_response(request, entry, form, conflict, mine: dict | None):
 @require_GET
 def entry_edit(request, pk: int):
     """Open the editor on the newest version (a cheap sync first)."""
-    sync_registry(Actor.from_request(request), explicit=False)
+    synced = sync_registry(Actor.from_request(request), explicit=False)
     entry = get_object_or_404(ModelEntry, pk=pk)
     form = ModelEntryEditForm(entry=entry)
-    return _render(request, _context(entry, form))
+    # A broken registry file: the form opens on the last good mirror, with the error.
+    broken = synced.error if synced.broken else ""
+    return _render(request, _context(entry, form, write_error=broken))
 
 
 @login_required
@@ -82,7 +84,12 @@ def entry_edit_preview(request, pk: int):
     if not form.is_valid():
         return _render(request, _context(entry, form))
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
-    conflict = editing.check_conflict(entry, form.cleaned_data["fingerprint"])
+    try:
+        conflict = editing.check_conflict(entry, form.cleaned_data["fingerprint"])
+    except layers.RegistryError as exc:  # a broken registry file: nothing to confirm
+        return _render(
+            request, _context(entry, form, preview=preview, write_error=str(exc))
+        )
     if conflict is not None:
         return _conflict_response(request, entry, form, conflict, preview.new_curated)
     return _render_preview(request, entry, form, preview)
@@ -108,7 +115,12 @@ def entry_edit_confirm(request, pk: int):
     fingerprint = form.cleaned_data["fingerprint"]
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
     if entry.fingerprint != fingerprint:
-        conflict = editing.check_conflict(entry, fingerprint)
+        try:
+            conflict = editing.check_conflict(entry, fingerprint)
+        except layers.RegistryError as exc:
+            return _render(
+                request, _context(entry, form, preview=preview, write_error=str(exc))
+            )
         if conflict is not None:
             return _conflict_response(
                 request, entry, form, conflict, preview.new_curated

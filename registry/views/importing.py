@@ -41,8 +41,10 @@ def _tag_of(item: dict) -> str:
 @require_GET
 def import_start(request):
     """Step 1: discovered entries with no curated overlay (+ unknown Ollama tags)."""
-    sync_registry(Actor.from_request(request), explicit=False)
-    return _render_step1(request, request.GET.get("q", ""))
+    synced = sync_registry(Actor.from_request(request), explicit=False)
+    # A broken registry file: the last good mirror's candidates, with the error.
+    broken = synced.error if synced.broken else ""
+    return _render_step1(request, request.GET.get("q", ""), error=broken)
 
 
 def _render_step1(request, query: str, error: str = "", status: int = 200):
@@ -166,7 +168,10 @@ def import_review(request):
     formset = import_formset(data=request.POST)
     if not formset.is_valid():
         return _render_step2(request, formset)
-    plan = importing.plan_import(_items(formset))
+    try:
+        plan = importing.plan_import(_items(formset))
+    except layers.RegistryError as exc:  # a broken registry file
+        return _render_review(request, formset, importing.ImportPlan(), error=str(exc))
     return _render_review(request, formset, plan)
 
 
@@ -178,7 +183,10 @@ def import_confirm(request):
     formset = import_formset(data=request.POST)
     if not formset.is_valid():
         return _render_step2(request, formset)
-    plan = importing.plan_import(_items(formset))
+    try:
+        plan = importing.plan_import(_items(formset))
+    except layers.RegistryError as exc:  # a broken registry file: nothing written
+        return _render_review(request, formset, importing.ImportPlan(), error=str(exc))
     try:
         result = importing.apply_import(plan, Actor.from_request(request))
     except layers.RegistryError as exc:

@@ -264,7 +264,10 @@ class ConcurrencyTests(FakeTestCase):
         def stuck(*args, **kwargs):  # e.g. a DNS lookup that ignores timeouts
             release.wait(10)
 
-        with mock.patch.object(clients, "probe_openai_compatible", side_effect=stuck):
+        with (
+            mock.patch.object(clients, "probe_openai_compatible", side_effect=stuck),
+            override_settings(IMAGEWORKS_HEALTH_HOSTS=["h"]),
+        ):
             start = time.monotonic()
             report = health.check_all(["lmdeploy"], timeout=0.3)
             elapsed = time.monotonic() - start
@@ -593,3 +596,68 @@ class CliTests(FakeTestCase):
         self.assertEqual(code, 1)
         self.assertIn("Ollama: offline", out)
         self.assertIn("error: connection refused", out)
+
+
+@override_settings(
+    IMAGEWORKS_HEALTH_TIMEOUT=TIMEOUT,
+    IMAGEWORKS_OLLAMA_URL="",
+    IMAGEWORKS_VLLM_HOST="localhost",
+    IMAGEWORKS_HEALTH_HOSTS=["localhost"],
+)
+class ProbeHostTests(FakeTestCase):
+    """ "Check now" (any viewer) contacts configured backend endpoints and entry
+    endpoints on configured hosts only, never an address an editor typed."""
+
+    def _check_now(self):
+        from django.test import Client
+
+        from tests.base import make_user
+
+        if not hasattr(self, "client_"):
+            self.client_ = Client()
+            self.client_.force_login(make_user("viewer1", "viewer"))
+        response = self.client_.post("/health/check/")
+        self.assertEqual(response.status_code, 302)
+
+    def test_an_entry_on_an_unconfigured_host_is_not_contacted(self):
+        fake = self.start(FakeOpenAI(models=["internvl"]))
+        create_model_entry(
+            "lm",
+            backend="lmdeploy",
+            served_model_id="internvl",
+            backend_config={"base_url": f"http://127.0.0.1:{fake.port}/v1"},
+        )
+        self._check_now()
+        self.assertEqual(fake.requests, [])
+        row = BackendEndpoint.objects.get(key=f"lmdeploy:http://127.0.0.1:{fake.port}")
+        self.assertEqual(row.status, HealthStatus.UNKNOWN)
+        self.assertIn(
+            "127.0.0.1 is not a configured backend host", row.details.get("note", "")
+        )
+        with override_settings(IMAGEWORKS_HEALTH_HOSTS=["localhost", "127.0.0.1"]):
+            self._check_now()
+        self.assertTrue(fake.requests)
+        row.refresh_from_db()
+        self.assertEqual(row.status, HealthStatus.ONLINE)
+
+    def test_configured_urls_and_entries_on_their_hosts_are_checked(self):
+        configured = self.start(FakeOpenAI(models=["a"]))
+        other_port = self.start(FakeOpenAI(models=["b"]))
+        create_model_entry(
+            "b",
+            backend="triton",
+            served_model_id="b",
+            backend_config={"host": "127.0.0.1", "port": other_port.port},
+        )
+        create_model_entry(
+            "meta",
+            backend="triton",
+            backend_config={"base_url": "http://169.254.169.254/latest"},
+        )
+        with override_settings(IMAGEWORKS_LMDEPLOY_URL=configured.url):
+            self._check_now()
+        self.assertTrue(configured.requests)  # a backend URL setting
+        self.assertTrue(other_port.requests)  # an entry on that setting's host
+        meta = BackendEndpoint.objects.get(url__contains="169.254.169.254")
+        self.assertEqual(meta.status, HealthStatus.UNKNOWN)
+        self.assertIn("not a configured backend host", meta.details.get("note", ""))

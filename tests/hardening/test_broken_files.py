@@ -12,9 +12,7 @@ subprocess). What the user must see:
 * the message "the registry file is broken: <file>, <what>, <where>".
 
 The first three are ``test_*_is_refused_safely``; the wording is ``test_*_message``
-(one assertion family each, so the xfail lists say exactly what is missing). Cases
-that fail today are ``xfail(strict=True)`` with the reason seen; phase 2 of issue 17
-removes the marks.
+(one assertion family each, so a failure says exactly what is missing).
 """
 
 from __future__ import annotations
@@ -219,48 +217,15 @@ def _use(case, layer, surface, registry, capture) -> Seen:
     return seen
 
 
-# What fails today (phase 1 of issue 17), as functions of the cell, so the marks read
-# as a diagnosis; phase 2 deletes them. Values that json.loads accepts (or trips on
-# outside JSONDecodeError) are not treated as a broken file at all today:
-VALUE_CASES = {
-    "lone-surrogate": "\\ud800 parses to a lone surrogate: not reported as a broken "
-    "file; the page shows no error and writes go through",
-    "int-5000-digits": "json.loads raises ValueError (int digit limit), not a parse "
-    "error: the page-load sync swallows it (no error shown), other views answer 500",
-    "float-overflow": "1e400 parses as inf: mirrored with no error shown, and writes "
-    "rewrite it as Infinity (not JSON)",
-    "int-beyond-64-bits": "a 20-digit integer parses: no error shown, SQLite cannot "
-    "bind it (500 on some views) and writes go through",
-}
-#: views that read the layers and do not handle LayerParseError
-UNGUARDED = {
-    "edit-preview": "the preview's conflict check reads the layers unguarded: 500",
-    "import-confirm": "plan_import reads the layers unguarded: 500",
-}
-WORDING = (
-    "the message reads 'Failed to parse <file>: <reason>', not 'the registry file "
-    "is broken: <file>, <what>, <where>'"
-)
-
-
-def web_safety_failure(case: str, layer: str, surface: str) -> str:
-    return VALUE_CASES.get(case) or UNGUARDED.get(surface, "")
-
-
-def web_message_failure(case: str, layer: str, surface: str) -> str:
-    return VALUE_CASES.get(case) or UNGUARDED.get(surface) or WORDING
-
-
 #: The fast lane (``./scripts/test``) runs every case on these cells; the full lane
 #: (``--all``, CI) runs the whole matrix (~15 minutes on two cores).
 FAST_CELLS = {("curated", "models-page"), ("discovered", "edit-confirm")}
 
 
-def _marked(params, failure):
+def _marked(params):
     out = []
     for values in params:
-        reason = failure(*values)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        marks = []
         if tuple(values[1:]) not in FAST_CELLS:
             marks.append(pytest.mark.slow)
         out.append(pytest.param(*values, marks=marks, id="-".join(values)))
@@ -271,7 +236,7 @@ WEB_MATRIX = [(c, layer, s) for c in CASES for layer in LAYERS for s in SURFACES
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("case,layer,surface", _marked(WEB_MATRIX, web_safety_failure))
+@pytest.mark.parametrize("case,layer,surface", _marked(WEB_MATRIX))
 def test_web_is_refused_safely(
     case, layer, surface, synced_registry, django_capture_on_commit_callbacks
 ):
@@ -304,10 +269,7 @@ def web_problems(seen: Seen, layer: str) -> list[str]:
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "case,layer,surface",
-    _marked(
-        [m for m in WEB_MATRIX if SURFACES[m[2]][2]],
-        web_message_failure,
-    ),
+    _marked([m for m in WEB_MATRIX if SURFACES[m[2]][2]]),
 )
 def test_web_message(
     case, layer, surface, synced_registry, django_capture_on_commit_callbacks
@@ -418,30 +380,13 @@ def _cli_outcome(site: CliSite, case: str, layer: str, command: str) -> CliSeen:
     return CliSeen(proc.returncode, proc.stdout, proc.stderr, before, after)
 
 
-def cli_safety_failure(case: str, layer: str, command: str) -> str:
-    # Mirrored without complaint (exit 0; unlock even writes). The other value cases
-    # already end in one "Unexpected error (...)" line, exit 1, since phase 1.
-    quiet = case == "lone-surrogate" or (
-        case in ("float-overflow", "int-beyond-64-bits") and layer == "discovered"
-    )
-    return VALUE_CASES[case] if quiet else ""
-
-
-def cli_message_failure(case: str, layer: str, command: str) -> str:
-    if case in VALUE_CASES:
-        return VALUE_CASES[case]
-    if command in ("list", "sync"):
-        return "a failed sync becomes CliError (exit 1); " + WORDING
-    return WORDING
-
-
 CLI_MATRIX = [
     (c, layer, cmd) for c in CASES for layer in LAYERS for cmd in CLI_COMMANDS
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case,layer,command", _marked(CLI_MATRIX, cli_safety_failure))
+@pytest.mark.parametrize("case,layer,command", _marked(CLI_MATRIX))
 def test_cli_is_refused_safely(cli_site, case, layer, command):
     seen = _cli_outcome(cli_site, case, layer, command)
     problems = []
@@ -455,7 +400,7 @@ def test_cli_is_refused_safely(cli_site, case, layer, command):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case,layer,command", _marked(CLI_MATRIX, cli_message_failure))
+@pytest.mark.parametrize("case,layer,command", _marked(CLI_MATRIX))
 def test_cli_message(cli_site, case, layer, command):
     seen = _cli_outcome(cli_site, case, layer, command)
     lines = [line for line in seen.stderr.splitlines() if line.strip()]

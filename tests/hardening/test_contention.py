@@ -248,15 +248,7 @@ def _toggles(site: LiveSite, since: str) -> list[str]:
     ]
 
 
-PG_RACE = (
-    "concurrent syncs (page loads, writes catching up) insert the same new entry: "
-    "IntegrityError on registry_modelentry_name_key answers 500 (issue 17 §5)"
-)
-
-
-def test_contention_gives_no_server_errors(live, request):
-    if live.db == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=PG_RACE))
+def test_contention_gives_no_server_errors(live):
     tally, outside = _run(live)
     lost = outside["writes"] - (outside["final"] - outside["start"])
     print(

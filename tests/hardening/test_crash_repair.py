@@ -87,19 +87,12 @@ def _repair_rows(site: CliSite) -> list[dict]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync notices a stale snapshot but never rewrites it (issue 17 §3)",
-)
 def test_the_next_sync_repairs_the_snapshot(crashed):
     result = crashed.run("sync")
     assert result.returncode == 0, result.stderr
     _repaired(crashed)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="no repair is recorded in the action log (issue 17 §3)"
-)
 def test_the_repair_by_sync_is_audited(crashed):
     assert crashed.run("sync").returncode == 0
     rows = _repair_rows(crashed)
@@ -114,20 +107,11 @@ def test_the_next_write_repairs_the_snapshot(crashed):
     assert not _locked(_entry(crashed.registry / SNAPSHOT_FILE, INTERNVL))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a write re-materialises the snapshot without recording a repair",
-)
 def test_the_repair_by_a_write_is_audited(crashed):
     assert crashed.run("unlock", INTERNVL).returncode == 0
     assert len(_repair_rows(crashed)) == 1, _actions(crashed)[crashed.actions_before :]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="temp files are only removed after 600 s, and only by a write of the "
-    "same file; sync never cleans them (issue 17 §3)",
-)
 @pytest.mark.parametrize("command", [("sync",), ("unlock", INTERNVL)])
 def test_temp_files_of_dead_writers_are_cleaned(crashed, command):
     registry = crashed.registry

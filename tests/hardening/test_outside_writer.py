@@ -21,11 +21,6 @@ QWEN3VL = "qwen3-vl-8b-instruct_(FP8)"
 
 pytestmark = pytest.mark.slow
 
-LOST = (
-    "the layer's hash is checked before the temp file is written, not right before "
-    "the rename: the other tool's write is renamed over and lost (issue 17 §4)"
-)
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
@@ -47,7 +42,6 @@ def _write_during_ours(site: CliSite, command: tuple, entry: str, value: str):
     )
 
 
-@pytest.mark.xfail(strict=True, reason=LOST)
 @pytest.mark.parametrize("other", [QWEN3VL, SIGLIP], ids=["other-entry", "same-entry"])
 def test_a_write_by_another_tool_during_ours_is_kept(site, other):
     assert site.run("lock", SIGLIP).returncode == 0  # start locked

@@ -31,11 +31,6 @@ SIGLIP = "siglip-large-patch16-384_(FP32)"
 IMPORTABLE = "gpt-oss-20b_(MXFP4)"
 FILES = (CURATED_FILE, DISCOVERED_FILE, SNAPSHOT_FILE)
 
-NOT_THROUGH_LINKS = (
-    "the atomic write renames its temp file over the link: the link becomes a "
-    "regular file and the repository copy is never updated (issue 17 §2)"
-)
-
 
 def link_registry(root: Path, relative: bool = True) -> tuple[Path, Path]:
     """A sample registry in ``root/repo/configs`` linked file by file into
@@ -124,7 +119,6 @@ def _pk(name: str) -> int:
     return ModelEntry.objects.values_list("pk", flat=True).get(name=name)
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_THROUGH_LINKS)
 @pytest.mark.parametrize("linked", [True, False], indirect=True, ids=["rel", "abs"])
 def test_an_edit_writes_through_the_links(linked, admin_client):
     pk = _pk(QWEN)
@@ -141,7 +135,6 @@ def test_an_edit_writes_through_the_links(linked, admin_client):
     assert linked.item(SNAPSHOT_FILE, QWEN)["display_name"] == "Edited through a link"
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_THROUGH_LINKS)
 def test_unlock_writes_through_the_links(linked, admin_client):
     response = admin_client.post(f"/models/{_pk(SIGLIP)}/unlock/")
     assert response.status_code == 302
@@ -150,7 +143,6 @@ def test_unlock_writes_through_the_links(linked, admin_client):
     assert linked.item(SNAPSHOT_FILE, SIGLIP)["version_lock"]["locked"] is False
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_THROUGH_LINKS)
 def test_an_import_writes_through_the_links(linked, admin_client):
     admin_client.get("/models/import/")
     step2 = admin_client.post("/models/import/fields/", {"names": [IMPORTABLE]})
@@ -166,7 +158,6 @@ def test_an_import_writes_through_the_links(linked, admin_client):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=NOT_THROUGH_LINKS)
 def test_the_cli_writes_through_the_links(tmp_path):
     registry, repo = link_registry(tmp_path)
     site = CliSite(tmp_path)
@@ -178,9 +169,6 @@ def test_the_cli_writes_through_the_links(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="sync never rewrites a stale snapshot (issue 17 §3)"
-)
 def test_a_sync_repairs_a_linked_snapshot_through_the_link(tmp_path):
     registry, repo = link_registry(tmp_path)
     site = CliSite(tmp_path)

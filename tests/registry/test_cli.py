@@ -247,8 +247,9 @@ class TestSync:
         (small / layers.CURATED_FILE).write_text("[{oops")
         for argv in (["sync"], ["list"], ["show", "llama"], ["export"]):
             code, out, err = run(capsys, *argv)
-            assert code == 1, argv
-            assert "Failed to parse model_registry.curated.json: " in err
+            assert code == 2, argv
+            assert "The registry file is broken: " in err
+            assert "model_registry.curated.json, not valid JSON" in err
             assert "Traceback" not in err
         # The last good mirror stays.
         assert ModelEntry.objects.filter(name="llama").exists()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from registry import layers
 from registry.layers import (
     ABSENT_FINGERPRINT,
     CURATED_FILE,
@@ -196,8 +195,9 @@ def test_malformed_json_names_the_file(tmp_path):
     (tmp_path / CURATED_FILE).write_text('[\n  {"name": "a"\n  "backend": "x"}\n]')
     with pytest.raises(LayerParseError) as info:
         read_layer(tmp_path / CURATED_FILE, "curated")
-    assert str(info.value).startswith(
-        "Failed to parse model_registry.curated.json: Expecting ',' delimiter: line 3"
+    assert str(info.value) == (
+        f"The registry file is broken: {tmp_path / CURATED_FILE}, "
+        "not valid JSON (Expecting ',' delimiter), line 3 column 3"
     )
 
 
@@ -646,16 +646,25 @@ def test_two_processes_never_lose_an_update(tmp_path):
     assert registry.problems == []
 
 
-def test_stale_temp_files_are_cleaned_but_fresh_ones_kept(tmp_path):
+def test_dead_writers_temp_files_are_cleaned_when_the_lock_is_taken(tmp_path):
+    """Writers make temp files only under the lock: one older than the moment the lock
+    was taken belongs to a writer that died; one made since is a live writer's."""
     target = tmp_path / DISCOVERED_FILE
     stale = tmp_path / f".{DISCOVERED_FILE}.dead1234.tmp"
-    fresh = tmp_path / f".{DISCOVERED_FILE}.busy5678.tmp"
-    for temp in (stale, fresh):
-        temp.write_bytes(b"[")
-    old = time.time() - layers.STALE_TEMP_SECONDS - 60
-    os.utime(stale, (old, old))
-    atomic_write(target, b"[]\n")
-    assert not stale.exists() and fresh.exists()
+    stale.write_bytes(b"[")
+    past = time.time() - 1
+    os.utime(stale, (past, past))
+    other = tmp_path / "other-tool.tmp"
+    other.write_text("not ours\n")
+    folder = tmp_path / f".{DISCOVERED_FILE}.afolder1.tmp"
+    folder.mkdir()
+    with registry_lock(tmp_path, timeout=1):
+        assert not stale.exists()
+        fresh = tmp_path / f".{DISCOVERED_FILE}.busy5678.tmp"
+        fresh.write_bytes(b"[")
+        atomic_write(target, b"[]\n")
+        assert fresh.exists()
+    assert other.exists() and folder.is_dir()
     assert read_layer(target, "discovered").items == []
 
 

@@ -335,9 +335,12 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
         (self.dir / layers.CURATED_FILE).write_text('[{"name": "alpha",')
         result = self.sync()
         self.assertFalse(result.ok)
-        self.assertIn("Failed to parse model_registry.curated.json", result.error)
+        self.assertIn("The registry file is broken: ", result.error)
+        self.assertIn("model_registry.curated.json, not valid JSON", result.error)
         self.assertEqual(set(ModelEntry.objects.values_list("name", flat=True)), names)
-        self.assertIn("Failed to parse", LayerFile.objects.get(layer="curated").error)
+        self.assertIn(
+            "The registry file is broken", LayerFile.objects.get(layer="curated").error
+        )
         row = ActionLog.objects.first()
         self.assertEqual((row.action, row.outcome), (Action.SYNC, Outcome.FAILED))
         # Fixing the file recovers on the next sync (the error cleared).

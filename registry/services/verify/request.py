@@ -110,6 +110,9 @@ def request_lock(
                 error=True,
             )
         if background and needs_verify_before_lock(row):
+            broken = _broken_file(actor)
+            if broken:  # the lock could not be written: say so now, queue nothing
+                return LockRequest(LockRequestStatus.FAILED, broken, error=True)
             return _queue_verify_then_lock(row, actor)
     try:
         outcome = lock(name, actor, set_expected=set_expected, on_progress=on_progress)
@@ -118,6 +121,14 @@ def request_lock(
     return LockRequest(
         LockRequestStatus.LOCKED, outcome.message, changed=True, outcome=outcome
     )
+
+
+def _broken_file(actor: Actor) -> str:
+    """The error of a broken registry file (after a cheap sync), else ""."""
+    from ..sync import sync_registry
+
+    result = sync_registry(actor, explicit=False)
+    return result.error if result.broken else ""
 
 
 def _row(name: str) -> ModelEntry | None:
