@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.test import TestCase, override_settings
@@ -258,6 +259,44 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
             self.assertIn("NUL character", reason)
         stored = LayerFile.objects.get(layer=layers.DISCOVERED).problems
         self.assertEqual({p["name"] for p in stored}, {"\\u0000bad", "gamma"})
+
+    def test_verification_times_with_and_without_a_zone_are_stored(self):
+        """The original writes ``version_lock.last_verified`` as a naive ISO time (read
+        as UTC), a ``Z`` time or one with an offset; a value that is no time is kept
+        as text only."""
+        self.write(
+            layers.DISCOVERED_FILE,
+            [
+                _entry("alpha", version_lock={"last_verified": "2025-03-04T05:06:07"}),
+                _entry(
+                    "beta", version_lock={"last_verified": "2025-03-04T05:06:07+02:00"}
+                ),
+                _entry("gamma", version_lock={"last_verified": "2025-03-04T05:06:07Z"}),
+                _entry("delta", version_lock={"last_verified": "last tuesday"}),
+            ],
+        )
+        result = self.sync()
+        self.assertTrue(result.ok, result.summary())
+        rows = {
+            row.name: row
+            for row in ModelEntry.objects.only(
+                "name", "last_verified", "last_verified_at"
+            )
+        }
+        self.assertEqual(
+            rows["alpha"].last_verified_at,
+            datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+        )
+        self.assertEqual(
+            rows["beta"].last_verified_at,
+            datetime(2025, 3, 4, 3, 6, 7, tzinfo=UTC),
+        )
+        self.assertEqual(
+            rows["gamma"].last_verified_at,
+            datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+        )
+        self.assertIsNone(rows["delta"].last_verified_at)
+        self.assertEqual(rows["delta"].last_verified, "last tuesday")
 
     def test_explicit_no_change_sync_writes_one_audit_row(self):
         self.sync()
