@@ -9,11 +9,21 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from . import jobs, version
         from .choices import JobKind
-        from .services.verify import verify_job
-        from .tasks import sync_job
 
-        jobs.register(jobs.JobSpec(JobKind.SYNC, sync_job, "registry.sync_registry"))
-        jobs.register(jobs.JobSpec(JobKind.VERIFY, verify_job, "registry.verify_entry"))
+        jobs.register(
+            jobs.JobSpec(
+                JobKind.SYNC,
+                jobs.Lazy("registry.tasks.sync_job"),
+                "registry.sync_registry",
+            )
+        )
+        jobs.register(
+            jobs.JobSpec(
+                JobKind.VERIFY,
+                jobs.Lazy("registry.services.verify.jobs.verify_job"),
+                "registry.verify_entry",
+            )
+        )
         request_started.connect(
             version.request_started, dispatch_uid="registry-version"
         )

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import filelock
-
 from .constants import LOCK_FILE, READ_ONLY_MESSAGE
 from .errors import FileChangedError, LockTimeout, RegistryNotFound, RegistryWriteError
 
@@ -68,6 +66,8 @@ def registry_lock(dir: str | os.PathLike[str], timeout: float = 30.0) -> Iterato
     lock_path = folder / LOCK_FILE
     if _is_read_only(folder):
         raise RegistryWriteError(folder, f"{READ_ONLY_MESSAGE}: {folder}")
+    import filelock  # here, not at the top: it imports asyncio (CLI start-up)
+
     lock = filelock.FileLock(str(lock_path), is_singleton=True)
     try:
         lock.acquire(timeout=timeout)
