@@ -349,7 +349,7 @@ def _create_rows(
     """Insert new rows; after the first sync each one gets an "added" history row."""
     if not to_create:
         return []
-    ModelEntry.objects.bulk_create(to_create, batch_size=500)
+    insert_entries(to_create)
     if first_sync:
         return []
     created = ModelEntry.objects.in_bulk([e.name for e in to_create], field_name="name")
@@ -359,6 +359,41 @@ def _create_rows(
             entry, None, None, _raw_fields(entry), now, action, user_name
         )
     return history
+
+
+#: From this many new rows on, PostgreSQL gets them through ``COPY``.
+COPY_MIN_ROWS = 200
+
+
+def insert_entries(entries: list[ModelEntry]) -> None:
+    """Insert new mirror rows: ``bulk_create``, or on PostgreSQL (many rows) ``COPY``.
+
+    Both send what the model's fields prepare (``pre_save`` + ``get_db_prep_save``:
+    the ORM's own conversion, e.g. ``OrderedJSONField``'s orjson text), so a row is
+    the same either way. ``COPY`` streams the rows in one statement instead of
+    psycopg splitting ~380,000 placeholders of a 10,000-entry cold sync. The rows'
+    primary keys are not read back (callers look rows up by name).
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or len(entries) < COPY_MIN_ROWS:
+        ModelEntry.objects.bulk_create(entries, batch_size=500)
+        return
+    from psycopg import sql
+
+    fields = [f for f in ModelEntry._meta.concrete_fields if not f.primary_key]
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(ModelEntry._meta.db_table),
+        sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
+    )
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for entry in entries:
+            copy.write_row(
+                [
+                    f.get_db_prep_save(f.pre_save(entry, True), connection)
+                    for f in fields
+                ]
+            )
 
 
 def _delete_rows(

@@ -298,6 +298,61 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
         self.assertIsNone(rows["delta"].last_verified_at)
         self.assertEqual(rows["delta"].last_verified, "last tuesday")
 
+    def test_a_big_first_sync_stores_the_same_rows_as_row_by_row_inserts(self):
+        """On PostgreSQL a sync that adds many entries loads them with ``COPY``; the
+        rows must be exactly what ``bulk_create`` stores (run the suite with a
+        PostgreSQL ``DATABASE_URL`` to cover that path)."""
+        from unittest import mock
+
+        from registry import version
+        from registry.services import sync as sync_module
+
+        items = [
+            _entry(
+                f"bulk-{i:03d}",
+                display_name=f"Büro «{i}» \u2603",
+                capabilities={"vision": i % 2 == 0, "tools": True},
+                backend_config={"port": 8000 + i, "extra": [1, 2.5, None, "x"]},
+                metadata={"big": 2**70, "nested": {"a": {"b": [i]}}},
+                version_lock={
+                    "locked": i % 3 == 0,
+                    "last_verified": "2025-01-02T03:04:05",
+                },
+                download_size_bytes=i * 1000,
+                roles=["caption"] if i % 4 == 0 else [],
+            )
+            for i in range(sync_module.COPY_MIN_ROWS + 20)
+        ]
+        self.write(layers.DISCOVERED_FILE, items)
+        self.write(layers.CURATED_FILE, [])
+        columns = [
+            f.attname
+            for f in ModelEntry._meta.concrete_fields
+            if f.attname not in ("id", "created", "last_updated", "synced_at")
+        ]
+
+        def rows():
+            return list(ModelEntry.objects.order_by("name").values_list(*columns))
+
+        def wipe():
+            ModelEntry.objects.all().delete()
+            LayerFile.objects.all().delete()
+            version.bump()
+
+        wipe()
+        self.assertTrue(self.sync(force=True).ok)
+        bulk_loaded = rows()
+        self.assertEqual(len(bulk_loaded), len(items))
+        wipe()
+        with mock.patch.object(sync_module, "COPY_MIN_ROWS", 10**9):
+            self.assertTrue(self.sync(force=True).ok)
+        self.assertEqual(rows(), bulk_loaded)
+        entry = ModelEntry.objects.get(name="bulk-003")
+        self.assertEqual(entry.merged["metadata"]["big"], 2**70)
+        self.assertTrue(entry.locked)
+        self.assertIsNotNone(entry.last_verified_at)
+        self.assertIsNotNone(entry.created)
+
     def test_explicit_no_change_sync_writes_one_audit_row(self):
         self.sync()
         before = ActionLog.objects.count()
