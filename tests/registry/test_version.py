@@ -144,13 +144,13 @@ class CachedOnTheVersionTests(PersonaMixin, WritebackTestBase):
         self.assertEqual(edited.status_code, 200)
         self.assertIn("Alpha edited", edited.content.decode())
         # The vLLM slot changing (a queued activation) changes the badges: new ETag.
+        from registry.choices import JobKind
         from registry.jobs import enqueue
 
         etag = edited["ETag"]
         with mock.patch("django_q.tasks.async_task"):
             enqueue(
-                "activate",
-                "backends.tasks.run_activation",
+                JobKind.ACTIVATE,
                 actor=self.actor,
                 entry=ModelEntry.objects.get(name="alpha"),
             )
