@@ -570,3 +570,47 @@ class SyncPropertyTests(RegistryDirMixin, HypothesisTestCase):
             self.assertEqual(
                 diff_entries(row.merged, row.merged), []
             )  # stored JSON round-trips
+
+
+_json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", ""])
+)
+_json_value = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from("abcde"), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+_layer_dict = st.dictionaries(st.sampled_from("abcdef"), _json_value, max_size=5)
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(
+    curated=st.one_of(st.none(), _layer_dict),
+    discovered=st.one_of(st.none(), _layer_dict),
+    other=_layer_dict,
+    mutate=st.sampled_from(["same", "other", "reordered", "built"]),
+)
+def test_snapshot_check_without_merging_agrees_with_merging(
+    curated, discovered, other, mutate
+):
+    """``sync.snapshot_matches`` walks snapshot items against the two layers instead
+    of merging every entry first; per entry it must answer exactly what comparing
+    with the built merge answers (values and top-level key order)."""
+    from registry.services.sync import _is_merge
+
+    merged = layers.merged_view(curated, discovered)
+    item = {
+        "same": merged,
+        "other": other,
+        "reordered": dict(reversed(list(merged.items()))),
+        "built": merged,
+    }[mutate]
+    item = json.loads(json.dumps(item))  # a parsed snapshot holds its own copies
+    entry = layers.MergedEntry("x", curated, discovered, False)
+    if mutate == "built":
+        entry.merged  # noqa: B018 - the compare must also work with it built
+    expected = item == merged and list(item) == list(merged)
+    assert _is_merge(item, entry) == expected
