@@ -636,7 +636,12 @@ def main() -> int:
             "10",
         ]
         if args.threads > 1:
+            # Idle keep-alive connections must outlive the client's own expiry
+            # (httpx: 5 s): with gunicorn's default of 2 s the server closes a
+            # connection the client is about to reuse, and that request fails with
+            # "server disconnected" (a proxy in front handles this the same way).
             gunicorn += ["-k", "gthread", "--threads", str(args.threads)]
+            gunicorn += ["--keep-alive", "10"]
         procs.append(start(gunicorn, env, var / "gunicorn.log"))
         procs.append(start([PY, "manage.py", "qcluster"], env, var / "qcluster.log"))
         for _ in range(300):
