@@ -182,9 +182,10 @@ def build_models_payload() -> bytes:
     return orjson.dumps(payload)
 
 
-def models_payload(encoding: str = "") -> bytes:
-    """The ``GET /v1/models`` body (``encoding="gzip"``: gzipped), kept per process
-    until any entry row changes.
+def models_response(encoding: str = "") -> tuple[str, bytes]:
+    """``(ETag, body)`` of ``GET /v1/models``, kept per process for the registry
+    version (``registry.version.registry_version()``: one primary-key read), so a
+    request costs that read and no entry query while nothing changed.
 
     10,000 entries are ~10 MB of JSON (47-key capability maps), ~1 MB gzipped at
     level 1: every loader client (requests, httpx) accepts gzip, and on a LAN the
@@ -201,7 +202,7 @@ def models_payload(encoding: str = "") -> bytes:
             _memo[key] = cached
     if encoding and encoding not in cached:
         cached[encoding] = gzip.compress(cached[""], compresslevel=1, mtime=0)
-    return cached[encoding]
+    return f'"{key}-{encoding or "identity"}"', cached[encoding]
 
 
 def metrics(name: str) -> dict:

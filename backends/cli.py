@@ -174,9 +174,9 @@ def _hints(answer, *, stopping: bool, name: str = "") -> None:
 
 
 def cmd_current_model(args: argparse.Namespace) -> int:
-    from .vllm import service
+    from .vllm.status import current  # not the whole service: start-up time
 
-    print(json.dumps(service.current(), indent=2))
+    print(json.dumps(current(), indent=2))
     return EXIT_OK
 
 

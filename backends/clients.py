@@ -29,7 +29,26 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+
+class _LazyHttpx:
+    """``httpx``, imported on first use: the command line's ``current-model`` reaches
+    this module through the vLLM reconcile code without making a request, and
+    importing httpx (with its TLS and compression dependencies) was a sixth of its
+    start-up. The first use replaces this stand-in with the module itself."""
+
+    def __getattr__(self, name: str):
+        return getattr(_load_httpx(), name)
+
+
+def _load_httpx():
+    global httpx
+    import httpx as module
+
+    httpx = module
+    return module
+
+
+httpx = _LazyHttpx()
 
 DEFAULT_TIMEOUT = 2.0
 
@@ -77,6 +96,7 @@ class _Budget:
     """A deadline shared by the requests of one probe."""
 
     def __init__(self, timeout: float):
+        _load_httpx()  # the import is not the server's time
         self.timeout = float(timeout)
         self.start = time.monotonic()
         self.deadline = self.start + self.timeout

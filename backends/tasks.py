@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from registry.audit import Actor
 from registry.choices import JobKind
-from registry.jobs import JobCancelled, JobFailed, JobSpec, enqueue, progress
+from registry.jobs import JobCancelled, JobFailed, enqueue, progress
 from registry.models import Job, ModelEntry
 
 from .vllm import service
@@ -117,15 +117,10 @@ def _check_vllm_now() -> None:
     check_vllm_now()
 
 
-def _vllm_queue() -> str:
+def vllm_queue() -> str:
+    """The queue of the activate and stop jobs (``BackendsConfig.ready()`` registers
+    them by name: ``activate_job``, ``stop_job`` and this)."""
     return service.vllm_queue()
-
-
-#: The job kinds this app runs; ``BackendsConfig.ready()`` registers them.
-JOB_SPECS = (
-    JobSpec(JobKind.ACTIVATE, activate_job, "backends.control_backend", _vllm_queue),
-    JobSpec(JobKind.STOP, stop_job, "backends.control_backend", _vllm_queue),
-)
 
 
 def reconcile_vllm() -> dict:

@@ -16,9 +16,12 @@ alternating request by request:
 * ``GET /v1/models`` (token auth, every entry with its 47-key capability map), gzipped
   as httpx asks for it and plain (``Accept-Encoding: identity``), vs a bare
   ``JsonResponse`` of the same columns; plus the first ``/v1/models`` after a
-  registry change (the payload is rebuilt, not served from the per-process copy).
+  registry change (the payload is rebuilt, not served from the per-process copy),
+  and a poll that sends the last ``ETag`` back (``If-None-Match``: 304, no body).
 
-Prints median, p10-p90 and p95 in ms. Deletes only the temp folder and the database
+Prints median, p10-p90 and p95 in ms, and for our requests also the time to the
+response headers (the server's time plus one loopback round trip: what is left
+is the client reading and decoding the body). Deletes only the temp folder and the database
 it created.
 """
 
@@ -79,12 +82,21 @@ def stats(samples: list[float]) -> str:
     )
 
 
-def timed(client: httpx.Client, method: str, url: str, **kwargs) -> tuple[float, int]:
+#: Time to the response headers of the last ``timed`` call (ms): gunicorn's sync
+#: worker sends them once the view returned, so this is the server's time plus one
+#: loopback round trip, without the client reading and decoding the body.
+LAST_TTFB: list[float] = []
+
+
+def timed(
+    client: httpx.Client, method: str, url: str, *, expect: int = 200, **kwargs
+) -> tuple[float, int]:
     start = time.perf_counter()
-    response = client.request(method, url, **kwargs)
-    body = response.content  # the whole body has arrived
+    with client.stream(method, url, **kwargs) as response:
+        LAST_TTFB[:] = [(time.perf_counter() - start) * 1000]
+        body = response.read()  # the whole body has arrived (and is decoded)
     elapsed = (time.perf_counter() - start) * 1000
-    if response.status_code != 200:
+    if response.status_code != expect:
         raise SystemExit(f"{method} {url} -> {response.status_code}: {body[:300]!r}")
     return elapsed, len(body)
 
@@ -147,7 +159,7 @@ def run(base: str, env: dict, args) -> None:
             timed(client, "GET", "/bench/select/" + names[0])
             timed(client, "GET", "/v1/models", headers=auth)
             timed(client, "GET", "/bench/models")
-        ours, base_sel = [], []
+        ours, base_sel, ours_ttfb = [], [], []
         for i in range(args.runs):
             name = names[i % len(names)]
             ours.append(
@@ -159,18 +171,38 @@ def run(base: str, env: dict, args) -> None:
                     headers=auth,
                 )[0]
             )
+            ours_ttfb.append(LAST_TTFB[0])
             base_sel.append(timed(client, "GET", "/bench/select/" + name)[0])
         print(f"POST /v1/select        {stats(ours)}")
+        print(f"  to the headers       {stats(ours_ttfb)}")
         print(f"baseline JsonResponse  {stats(base_sel)}")
         models, plain, base_models, size = [], [], [], 0
+        models_ttfb, plain_ttfb, polls = [], [], []
         identity = {**auth, "Accept-Encoding": "identity"}
+        etag = client.get("/v1/models", headers=auth).headers.get("ETag")
         for _ in range(max(10, args.runs // 10)):
             ms, size = timed(client, "GET", "/v1/models", headers=auth)
             models.append(ms)
+            models_ttfb.append(LAST_TTFB[0])
             plain.append(timed(client, "GET", "/v1/models", headers=identity)[0])
+            plain_ttfb.append(LAST_TTFB[0])
             base_models.append(timed(client, "GET", "/bench/models")[0])
+            if etag:
+                polls.append(
+                    timed(
+                        client,
+                        "GET",
+                        "/v1/models",
+                        expect=304,
+                        headers={**auth, "If-None-Match": etag},
+                    )[0]
+                )
         print(f"GET /v1/models (gzip)  {stats(models)}  body {size / 1e6:.1f} MB")
+        print(f"  to the headers       {stats(models_ttfb)}")
         print(f"GET /v1/models (plain) {stats(plain)}")
+        print(f"  to the headers       {stats(plain_ttfb)}")
+        if polls:
+            print(f"GET /v1/models, If-None-Match (304) {stats(polls)}")
         print(f"baseline JsonResponse  {stats(base_models)}")
     cold = []
     for _ in range(args.cold_runs):

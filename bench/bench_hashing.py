@@ -94,43 +94,68 @@ def _recorded(manifest: Path) -> dict[str, int] | None:
     return files if isinstance(files, dict) else None
 
 
+def _safe_rel(rel: str) -> bool:
+    """A recorded name the bench could have written: relative, inside the folder."""
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts
+
+
 def build_or_reuse(root: Path, sizes: dict[str, int]) -> bool:
     """Create the folder unless it already holds exactly these files. True if built.
 
-    Never deletes what the bench did not create: a folder without this bench's
-    manifest is refused, and a folder the bench built earlier loses only the files
-    its manifest lists (anything else found there stops the run).
+    Never deletes or overwrites what the bench did not create: a folder without this
+    bench's manifest must be empty (no file, link or subfolder), a manifest path
+    holding someone else's file is refused, and a folder the bench built earlier loses
+    only the files its manifest lists, and only while each still has the size the
+    bench wrote (anything else found there stops the run before anything is removed).
     """
     manifest = _manifest_path(root)
     recorded = _recorded(manifest)
+    if recorded is None and (manifest.exists() or manifest.is_symlink()):
+        raise SystemExit(
+            f"{manifest} exists and was not written by this bench; pick another --dir"
+        )
+    if recorded is not None and not all(_safe_rel(rel) for rel in recorded):
+        raise SystemExit(f"{manifest} names files outside {root}; pick another --dir")
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise SystemExit(f"{root} exists and is not a folder; pick another --dir")
     if root.exists():
-        if not root.is_dir():
-            raise SystemExit(f"{root} exists and is not a folder; pick another --dir")
-        on_disk = {rel: size for rel, _, size in list_model_files(root)}
         if recorded is None:
-            if on_disk:
+            if any(root.iterdir()):
                 raise SystemExit(
-                    f"{root} holds files this bench did not create (no "
+                    f"{root} is not empty and this bench did not create it (no "
                     f"{manifest.name} of ours next to it); pick an empty or new --dir"
                 )
-        elif recorded == sizes and on_disk == sizes:
-            return False
         else:
+            skipped: list[tuple[str, str]] = []
+            on_disk = {
+                rel: size for rel, _, size in list_model_files(root, skipped=skipped)
+            }
+            if recorded == sizes and on_disk == sizes and not skipped:
+                return False
             foreign = sorted(set(on_disk) - set(recorded))
-            if foreign:
+            foreign += [rel for rel, _ in skipped]
+            changed = sorted(
+                rel
+                for rel, size in recorded.items()
+                if rel in on_disk and on_disk[rel] != size
+            )
+            if foreign or changed:
                 raise SystemExit(
-                    f"{root} holds files this bench did not write: {foreign[:5]}; "
-                    "pick another --dir"
+                    f"{root} holds files this bench did not write "
+                    f"{(foreign + changed)[:5]}; nothing was removed, pick another --dir"
                 )
             print(f"  replacing the files this bench built in {root} (sizes changed)")
             for rel in recorded:
                 (root / rel).unlink(missing_ok=True)
             manifest.unlink()
     root.mkdir(parents=True, exist_ok=True)
-    _write_files(root, sizes)
+    # The manifest goes first: an interrupted build still leaves a folder the next
+    # run recognises as the bench's own.
     manifest.write_text(
         json.dumps({"created_by": MANIFEST_MARK, "files": sizes}, indent=1)
     )
+    _write_files(root, sizes)
     return True
 
 

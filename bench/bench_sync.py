@@ -203,6 +203,7 @@ class Steps:
         self.round = 0
         self.history_bytes = 0
         self.history_rows = 0
+        self.only = {key for key, _ in STEPS}
 
     def before(self, step: str) -> None:
         """Untimed preparation of one sample."""
@@ -308,6 +309,8 @@ def measure(steps: Steps, reg: Path, rounds: int, profile: str | None) -> dict:
     for r in range(rounds):
         steps.round = r
         for key, _label in STEPS:
+            if key not in steps.only:
+                continue
             steps.before(key)
             base = baseline(reg)
             start = time.perf_counter()
@@ -332,6 +335,11 @@ def main() -> int:
         help="cProfile one step (first round) and print its top 30 functions",
     )
     parser.add_argument(
+        "--steps",
+        help="comma-separated steps to run (default: all), e.g. cold,changed; "
+        "'cold' always runs first (it fills the database)",
+    )
+    parser.add_argument(
         "--database-url",
         help="a PostgreSQL server to run against instead of a temp SQLite file, e.g. "
         "postgresql://postgres@127.0.0.1:5432/postgres: the bench creates its own "
@@ -340,6 +348,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
+    known = {key for key, _ in STEPS}
+    args.only = set(args.steps.split(",")) | {"cold"} if args.steps else known
+    if args.only - known:
+        parser.error(
+            f"unknown --steps {sorted(args.only - known)}; known: {sorted(known)}"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     try:
         if args.database_url:
@@ -389,6 +403,7 @@ def run(args, tmp: Path, database_url: str | None) -> int:
         p.name: p.stat().st_size / 1e6 for p in sorted(reg.glob("model_registry*.json"))
     }
     steps = Steps(reg, args.entries)
+    steps.only = args.only
     rss_before = rss_mb()
     samples = measure(steps, reg, args.rounds, args.profile)
     # Memory only (tracemalloc slows every allocation, so this run is not timed).
@@ -415,6 +430,8 @@ def run(args, tmp: Path, database_url: str | None) -> int:
         f"{statistics.median(all_base):9.3f} {_spread(all_base):>11} {'1.0x':>11}"
     )
     for key, label in STEPS:
+        if not samples[key]:
+            continue
         times = [t for _, t in samples[key]]
         ratio = statistics.median(t / b for b, t in samples[key])
         print(

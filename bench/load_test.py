@@ -5,7 +5,8 @@ Usage (from the repo root)::
     .venv/bin/python bench/load_test.py --db postgres   # PostgreSQL + Redis broker
     .venv/bin/python bench/load_test.py --db sqlite     # SQLite (WAL) + ORM broker
 
-Options: ``--duration 60 --users 50 --workers 3 --entries 10000 --think 0.2:1.0``
+Options: ``--duration 60 --users 50 --workers 3 --threads 1 --entries 10000
+--think 0.2:1.0``
 ``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``,
 ``--py-spy`` (sample the workers during the window and print where the time goes).
 
@@ -519,6 +520,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="threads per gunicorn worker (> 1: the gthread worker class)",
+    )
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--think", default="0.2:1.0", help="think time range (s)")
     parser.add_argument(
@@ -628,6 +635,13 @@ def main() -> int:
             "--graceful-timeout",
             "10",
         ]
+        if args.threads > 1:
+            # Idle keep-alive connections must outlive the client's own expiry
+            # (httpx: 5 s): with gunicorn's default of 2 s the server closes a
+            # connection the client is about to reuse, and that request fails with
+            # "server disconnected" (a proxy in front handles this the same way).
+            gunicorn += ["-k", "gthread", "--threads", str(args.threads)]
+            gunicorn += ["--keep-alive", "10"]
         procs.append(start(gunicorn, env, var / "gunicorn.log"))
         procs.append(start([PY, "manage.py", "qcluster"], env, var / "qcluster.log"))
         for _ in range(300):

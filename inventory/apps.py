@@ -9,7 +9,13 @@ class InventoryConfig(AppConfig):
 
     def ready(self) -> None:
         from registry import jobs
+        from registry.choices import JobKind
 
-        from .tasks import JOB_SPEC
-
-        jobs.register(JOB_SPEC)
+        # Named, not imported (inventory.tasks imports the scanner).
+        jobs.register(
+            jobs.JobSpec(
+                JobKind.RECONCILE_SCAN,
+                jobs.Lazy("inventory.tasks.scan_job"),
+                "inventory.run_scan",
+            )
+        )

@@ -13,7 +13,31 @@ import json
 import sys
 import time
 
-from .choices import FindingKind
+
+class _FindingKinds:
+    """``--kind`` choices, read from ``FindingKind`` only when argparse needs them.
+
+    Importing the choices imports Django's ORM; the parser is built for every
+    command, ``--help`` included, before Django starts.
+    """
+
+    @staticmethod
+    def _values() -> list[str]:
+        from .choices import FindingKind
+
+        return [k.value for k in FindingKind]
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __contains__(self, value) -> bool:
+        return value in self._values()
+
+
+def _label(kind: str) -> str:
+    from .choices import FindingKind
+
+    return FindingKind(kind).label
 
 
 def add_subcommands(subparsers) -> None:
@@ -30,8 +54,9 @@ def add_subcommands(subparsers) -> None:
     p.add_argument(
         "--kind",
         action="append",
-        choices=[k.value for k in FindingKind],
-        help="only this kind (repeatable)",
+        choices=_FindingKinds(),
+        metavar="KIND",  # argparse would list the choices while building the parser
+        help="only this kind (repeatable): %(choices)s",
     )
     p.add_argument(
         "--cached", action="store_true", help="print the last scan, do not scan"
@@ -140,7 +165,7 @@ def _print_table(run, findings) -> None:
     for f in findings:
         if f.kind != current:
             current = f.kind
-            print(f"\n{FindingKind(f.kind).label}")
+            print(f"\n{_label(f.kind)}")
         where = f.entry_name or f.path
         size = f" [{human_bytes(f.size_bytes)}]" if f.size_bytes else ""
         print(f"  {where}{size}: {f.message}")

@@ -17,7 +17,6 @@ from registry.jobs import (
     JobCancelled,
     JobConflict,
     JobFailed,
-    JobSpec,
     enqueue,
     is_cancel_requested,
     log,
@@ -120,6 +119,3 @@ def ensure_schedule(minutes: int):
         },
     )
     return schedule
-
-
-JOB_SPEC = JobSpec(JOB_KIND, scan_job, "inventory.run_scan")

@@ -9,13 +9,28 @@ class RegistryConfig(AppConfig):
     def ready(self) -> None:
         from . import jobs, version
         from .choices import JobKind
-        from .services.bulk import bulk_job
-        from .services.verify import verify_job
-        from .tasks import sync_job
 
-        jobs.register(jobs.JobSpec(JobKind.SYNC, sync_job, "registry.sync_registry"))
-        jobs.register(jobs.JobSpec(JobKind.VERIFY, verify_job, "registry.verify_entry"))
-        jobs.register(jobs.JobSpec(JobKind.BULK, bulk_job, "registry.lock_entry"))
+        jobs.register(
+            jobs.JobSpec(
+                JobKind.SYNC,
+                jobs.Lazy("registry.tasks.sync_job"),
+                "registry.sync_registry",
+            )
+        )
+        jobs.register(
+            jobs.JobSpec(
+                JobKind.VERIFY,
+                jobs.Lazy("registry.services.verify.jobs.verify_job"),
+                "registry.verify_entry",
+            )
+        )
+        jobs.register(
+            jobs.JobSpec(
+                JobKind.BULK,
+                jobs.Lazy("registry.services.bulk.bulk_job"),
+                "registry.lock_entry",
+            )
+        )
         request_started.connect(
             version.request_started, dispatch_uid="registry-version"
         )

@@ -21,7 +21,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.utils import timezone
-from filelock import FileLock, Timeout
 
 from . import layers
 from .choices import Outcome, Source
@@ -229,6 +228,9 @@ def mirror_to_staging() -> None:
     """Rewrite the staging mirror with the latest N rows (atomic; best effort)."""
     staging = Path(settings.IMAGEWORKS_STAGING_DIR)
     keep = settings.IMAGEWORKS_ACTION_LOG_KEEP
+    # Imported here: filelock is not needed to start the CLI (start-up time).
+    from filelock import FileLock, Timeout
+
     try:
         staging.mkdir(parents=True, exist_ok=True)
         rows = list(ActionLog.objects.order_by("-time", "-pk")[:keep])

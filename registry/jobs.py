@@ -43,6 +43,28 @@ OLD_STYLE_TASK_MESSAGE = (
 )
 
 
+@dataclass(frozen=True)
+class Lazy:
+    """A function named by its dotted path, imported on its first call.
+
+    Apps register their job kinds from ``ready()``; naming the task function this
+    way keeps its module (and everything it imports: the vLLM service, httpx,
+    psutil, the hashing code) out of every process that never runs that kind of job,
+    the command line's start-up above all.
+    """
+
+    path: str
+
+    def resolve(self) -> Callable:
+        import importlib
+
+        module, _, attr = self.path.rpartition(".")
+        return getattr(importlib.import_module(module), attr)
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+
 def site_queue() -> str:
     """The default queue: empty, i.e. the django-q2 cluster of the enqueuing site."""
     return ""

@@ -6,8 +6,9 @@ in docs/compatibility.md. ``GET /`` is answered by ``api.views.loader_root``.
 """
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotModified
 from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
 from ninja import Router
 from ninja.errors import HttpError
 
@@ -40,15 +41,22 @@ VERIFY = "registry.verify_entry"
     summary="List every model (sorted by name)",
 )
 def loader_models(request):
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        response = HttpResponse(
-            selection.models_payload("gzip"), content_type="application/json"
-        )
-        response["Content-Encoding"] = "gzip"
+    """The per-process copy of the body for the current registry version.
+
+    ``ETag`` names that version (and the encoding); a client that sends it back in
+    ``If-None-Match`` gets ``304 Not Modified`` without the 10 MB body while no
+    entry changed (the original's clients do not, they simply get the body).
+    """
+    encoding = "gzip" if "gzip" in request.headers.get("Accept-Encoding", "") else ""
+    etag, body = selection.models_response(encoding)
+    if etag in parse_etags(request.headers.get("If-None-Match", "")):
+        response = HttpResponseNotModified()
     else:
-        response = HttpResponse(
-            selection.models_payload(), content_type="application/json"
-        )
+        response = HttpResponse(body, content_type="application/json")
+        if encoding:
+            response["Content-Encoding"] = encoding
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
     patch_vary_headers(response, ["Accept-Encoding"])
     return response
 

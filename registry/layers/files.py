@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import filelock
-
 from .constants import (
     CURATED_FILE,
     DISCOVERED_FILE,
@@ -74,6 +72,8 @@ def registry_lock(dir: str | os.PathLike[str], timeout: float = 30.0) -> Iterato
     lock_path = folder / LOCK_FILE
     if _is_read_only(folder):
         raise RegistryWriteError(folder, f"{READ_ONLY_MESSAGE}: {folder}")
+    import filelock  # here, not at the top: it imports asyncio (CLI start-up)
+
     lock = filelock.FileLock(str(lock_path), is_singleton=True)
     outermost = not lock.is_locked
     try:

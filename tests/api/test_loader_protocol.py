@@ -194,6 +194,58 @@ class LoaderProtocolTests(FixtureRegistryMixin, PersonaMixin, TestCase):
         after = {m["name"]: m for m in self.send(request).json()}
         self.assertFalse(after[name]["locked"])
 
+    def test_models_answers_304_to_a_client_that_has_the_current_list(self):
+        from registry.audit import Actor
+        from registry.services.verify import unlock
+
+        request = self.exchange("models")["request"]
+        first = self.send(request)
+        etag = first["ETag"]
+        again = self.send({**request, "headers": {"If-None-Match": etag}})
+        self.assertEqual(again.status_code, 304)
+        self.assertEqual(again.content, b"")
+        self.assertEqual(again["ETag"], etag)
+        # The gzipped body is another representation: another tag.
+        zipped = self.send({**request, "headers": {"Accept-Encoding": "gzip"}})
+        self.assertNotEqual(zipped["ETag"], etag)
+        # After a change the old tag gets the new list.
+        unlock("siglip-large-patch16-384_(FP32)", Actor.system("tests"))
+        changed = self.send({**request, "headers": {"If-None-Match": etag}})
+        self.assertEqual(changed.status_code, 200)
+        self.assertNotEqual(changed["ETag"], etag)
+        self.assertFalse(
+            {m["name"]: m for m in changed.json()}["siglip-large-patch16-384_(FP32)"][
+                "locked"
+            ]
+        )
+
+    def test_loader_reads_cost_the_same_few_queries_at_any_registry_size(self):
+        """Token (with its user), the permissions (one query), then: the entry and
+        the live activation for /v1/select; the registry version for /v1/models once
+        its body is kept. Many more entries change none of it."""
+        from registry import version
+        from registry.models import ModelEntry
+
+        select = {
+            "method": "POST",
+            "path": "/v1/select",
+            "json": {"name": "qwen2.5-vl-7b-instruct_(AWQ)"},
+        }
+        models = self.exchange("models")["request"]
+        self.assertEqual(self.send(models).status_code, 200)  # builds the body
+        for _round in range(2):
+            with self.assertNumQueries(4):
+                self.assertEqual(self.send(select).status_code, 200)
+            with self.assertNumQueries(3):
+                self.assertEqual(self.send(models).status_code, 200)
+            template = ModelEntry.objects.get(name="qwen3_8b_(Q4_K_M)")
+            for i in range(200):
+                template.pk = None
+                template.name = f"bulk-{_round}-{i:03d}"
+                template.save()
+            version.bump()
+            self.assertEqual(self.send(models).status_code, 200)  # rebuilt once
+
     def test_models_reads_a_changed_vision_probe(self):
         from registry import layers
         from registry.audit import Actor

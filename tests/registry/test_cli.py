@@ -408,24 +408,37 @@ def test_installed_console_script_subprocess():
                 timeout=120,
             )
             assert proc.returncode == 0, (command, proc.stderr)
-        # The CLI starts without the web-only apps (their imports were most of the
-        # start-up): nothing of django-tables2, django-filter, django-q2 or psycopg.
-        proc = subprocess.run(
-            [
-                python,
-                "-c",
-                "import sys; from imageworks_site.cli import main; code = main(['list']);"
-                "print(sorted(m for m in ('django_tables2', 'django_filters', 'django_q',"
-                " 'psycopg') if m in sys.modules)); raise SystemExit(code)",
-            ],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        # The CLI starts without the web-only apps and the job modules (their
+        # imports were most of the start-up): nothing of django-tables2,
+        # django-filter, django-q2, psycopg, django-ninja/pydantic, httpx, the vLLM
+        # service or the hashing code; `--help` does not even load Django's ORM.
+        heavy = (
+            "django_tables2 django_filters django_q psycopg ninja pydantic httpx "
+            "backends.vllm.service backends.tasks inventory.tasks "
+            "registry.services.verify"
         )
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.splitlines()[-1] == "[]"
+        for command, also in (
+            (["--help"], " django.db.models"),
+            (["list"], " filelock"),
+            (["current-model"], ""),
+        ):
+            proc = subprocess.run(
+                [
+                    python,
+                    "-c",
+                    "import sys; from imageworks_site.cli import main;"
+                    f" code = main({command!r});"
+                    f" print(sorted(m for m in {(heavy + also).split()!r}"
+                    " if m in sys.modules)); raise SystemExit(code)",
+                ],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert proc.returncode == 0, (command, proc.stderr)
+            assert proc.stdout.splitlines()[-1] == "[]", command
         if shared_fixtures_available():
             proc = subprocess.run(
                 [str(SCRIPT), "export"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.test import TestCase, override_settings
@@ -259,6 +260,99 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
         stored = LayerFile.objects.get(layer=layers.DISCOVERED).problems
         self.assertEqual({p["name"] for p in stored}, {"\\u0000bad", "gamma"})
 
+    def test_verification_times_with_and_without_a_zone_are_stored(self):
+        """The original writes ``version_lock.last_verified`` as a naive ISO time (read
+        as UTC), a ``Z`` time or one with an offset; a value that is no time is kept
+        as text only."""
+        self.write(
+            layers.DISCOVERED_FILE,
+            [
+                _entry("alpha", version_lock={"last_verified": "2025-03-04T05:06:07"}),
+                _entry(
+                    "beta", version_lock={"last_verified": "2025-03-04T05:06:07+02:00"}
+                ),
+                _entry("gamma", version_lock={"last_verified": "2025-03-04T05:06:07Z"}),
+                _entry("delta", version_lock={"last_verified": "last tuesday"}),
+            ],
+        )
+        result = self.sync()
+        self.assertTrue(result.ok, result.summary())
+        rows = {
+            row.name: row
+            for row in ModelEntry.objects.only(
+                "name", "last_verified", "last_verified_at"
+            )
+        }
+        self.assertEqual(
+            rows["alpha"].last_verified_at,
+            datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+        )
+        self.assertEqual(
+            rows["beta"].last_verified_at,
+            datetime(2025, 3, 4, 3, 6, 7, tzinfo=UTC),
+        )
+        self.assertEqual(
+            rows["gamma"].last_verified_at,
+            datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC),
+        )
+        self.assertIsNone(rows["delta"].last_verified_at)
+        self.assertEqual(rows["delta"].last_verified, "last tuesday")
+
+    def test_a_big_first_sync_stores_the_same_rows_as_row_by_row_inserts(self):
+        """On PostgreSQL a sync that adds many entries loads them with ``COPY``; the
+        rows must be exactly what ``bulk_create`` stores (run the suite with a
+        PostgreSQL ``DATABASE_URL`` to cover that path)."""
+        from unittest import mock
+
+        from registry import version
+        from registry.services import sync as sync_module
+
+        items = [
+            _entry(
+                f"bulk-{i:03d}",
+                display_name=f"Büro «{i}» \u2603",
+                capabilities={"vision": i % 2 == 0, "tools": True},
+                backend_config={"port": 8000 + i, "extra": [1, 2.5, None, "x"]},
+                metadata={"big": 2**70, "nested": {"a": {"b": [i]}}},
+                version_lock={
+                    "locked": i % 3 == 0,
+                    "last_verified": "2025-01-02T03:04:05",
+                },
+                download_size_bytes=i * 1000,
+                roles=["caption"] if i % 4 == 0 else [],
+            )
+            for i in range(sync_module.COPY_MIN_ROWS + 20)
+        ]
+        self.write(layers.DISCOVERED_FILE, items)
+        self.write(layers.CURATED_FILE, [])
+        columns = [
+            f.attname
+            for f in ModelEntry._meta.concrete_fields
+            if f.attname not in ("id", "created", "last_updated", "synced_at")
+        ]
+
+        def rows():
+            return list(ModelEntry.objects.order_by("name").values_list(*columns))
+
+        def wipe():
+            ModelEntry.objects.all().delete()
+            LayerFile.objects.all().delete()
+            version.bump()
+
+        wipe()
+        self.assertTrue(self.sync(force=True).ok)
+        bulk_loaded = rows()
+        self.assertEqual(len(bulk_loaded), len(items))
+        wipe()
+        with mock.patch.object(sync_module, "COPY_MIN_ROWS", 10**9):
+            self.assertTrue(self.sync(force=True).ok)
+        self.assertEqual(rows(), bulk_loaded)
+        entry = ModelEntry.objects.get(name="bulk-003")
+        self.assertEqual(entry.merged["metadata"]["big"], 2**70)
+        self.assertTrue(entry.locked)
+        self.assertIsNotNone(entry.last_verified_at)
+        self.assertIsNotNone(entry.created)
+
     def test_explicit_no_change_sync_writes_one_audit_row(self):
         self.sync()
         before = ActionLog.objects.count()
@@ -479,3 +573,47 @@ class SyncPropertyTests(RegistryDirMixin, HypothesisTestCase):
             self.assertEqual(
                 diff_entries(row.merged, row.merged), []
             )  # stored JSON round-trips
+
+
+_json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", ""])
+)
+_json_value = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from("abcde"), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+_layer_dict = st.dictionaries(st.sampled_from("abcdef"), _json_value, max_size=5)
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(
+    curated=st.one_of(st.none(), _layer_dict),
+    discovered=st.one_of(st.none(), _layer_dict),
+    other=_layer_dict,
+    mutate=st.sampled_from(["same", "other", "reordered", "built"]),
+)
+def test_snapshot_check_without_merging_agrees_with_merging(
+    curated, discovered, other, mutate
+):
+    """``sync.snapshot_matches`` walks snapshot items against the two layers instead
+    of merging every entry first; per entry it must answer exactly what comparing
+    with the built merge answers (values and top-level key order)."""
+    from registry.services.sync import _is_merge
+
+    merged = layers.merged_view(curated, discovered)
+    item = {
+        "same": merged,
+        "other": other,
+        "reordered": dict(reversed(list(merged.items()))),
+        "built": merged,
+    }[mutate]
+    item = json.loads(json.dumps(item))  # a parsed snapshot holds its own copies
+    entry = layers.MergedEntry("x", curated, discovered, False)
+    if mutate == "built":
+        entry.merged  # noqa: B018 - the compare must also work with it built
+    expected = item == merged and list(item) == list(merged)
+    assert _is_merge(item, entry) == expected
