@@ -209,10 +209,9 @@ class ModelEntryEditForm(forms.Form):
             raise forms.ValidationError(
                 "Invalid JSON: metadata must be a JSON object {…}."
             )
-        if layers.contains_nul(value):
-            raise forms.ValidationError(
-                "Invalid JSON: a NUL character (\\u0000) cannot be stored."
-            )
+        reason = layers.unwritable(value)
+        if reason:
+            raise forms.ValidationError(f"Invalid JSON: {reason}.")
         return value
 
     def clean_aliases(self) -> str:
@@ -231,6 +230,7 @@ class ModelEntryEditForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        refuse_unwritable(self, cleaned, skip=("metadata",))
         for key, (low, high) in GEN_RANGES.items():
             name = f"gen_{key}"
             value = cleaned.get(name)
@@ -242,6 +242,15 @@ class ModelEntryEditForm(forms.Form):
                     name, f"{key.replace('_', ' ').capitalize()} must be {bound}"
                 )
         return cleaned
+
+
+def refuse_unwritable(form: forms.Form, cleaned: dict, skip=()) -> None:
+    """A field error for each value a registry file cannot hold (NUL, a lone
+    surrogate, an integer beyond 64 bits: the API posts JSON, not browser text)."""
+    for name, value in list(cleaned.items()):
+        reason = None if name in skip else layers.unwritable(value)
+        if reason and name in form.fields:
+            form.add_error(name, f"{reason[0].upper()}{reason[1:]}.")
 
 
 class ImportRowForm(forms.Form):
@@ -262,6 +271,7 @@ class ImportRowForm(forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        refuse_unwritable(self, cleaned)
         served = normalize.served_id(cleaned.get("served_model_id"))
         cleaned["served_model_id"] = served
         if not served and cleaned.get("backend") not in (None, "unassigned"):

@@ -73,6 +73,7 @@ from .read import (
     contains_nul,
     load_legacy_file,
     read_layer,
+    unwritable,
 )
 from .splice import (
     FileState,
@@ -122,6 +123,7 @@ __all__ = [
     "MergedEntry",
     "Registry",
     "contains_nul",
+    "unwritable",
     "entry_fingerprint",
     "export_merged",
     "layer_signatures",

@@ -401,6 +401,40 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def unwritable(value: Any) -> str | None:
+    """Why parsed JSON *value* cannot go into a registry file, or None.
+
+    The same rules the reader applies to files (:func:`_parse_json_list`), for
+    values a person typed: a NUL (the database refuses it), a lone surrogate (not
+    UTF-8), an integer outside signed 64 bits, a float that is not finite.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character (\\u0000) cannot be stored"
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return "a lone UTF-16 surrogate (\\ud800-\\udfff) is not text"
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not _INT64[0] <= item <= _INT64[1]:
+                return "an integer outside signed 64 bits cannot be stored"
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return "a number too large for a float (or NaN) is not JSON"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def _collect_entries(
     file_name: str, layer_name: str, items: list[Any], check_nul: bool = True
 ) -> tuple[dict[str, dict], list[EntryProblem]]:

@@ -21,7 +21,7 @@ from .errors import ConflictError, FileChangedError, RegistryError
 from .files import atomic_write, registry_lock
 from .load import Registry, build_registry
 from .merge import ABSENT_FINGERPRINT, copy_json
-from .read import NUL_REASON, Layer, contains_nul, item_name
+from .read import Layer, item_name, unwritable
 from .style import DEFAULT_STYLE, dumps, snapshot_bytes
 
 #: How often a write is redone on the new version of a layer another program
@@ -52,8 +52,9 @@ def validate_updates(updates: Mapping[str, dict | None]) -> None:
         raw_name = raw.get("name")
         if not isinstance(raw_name, str) or raw_name.strip() != name:
             raise ValueError(f"Update for {name!r} has name {raw_name!r}")
-        if contains_nul(raw):
-            raise ValueError(f"Update for {name!r} {NUL_REASON}")
+        reason = unwritable(raw)
+        if reason:
+            raise ValueError(f"Update for {name!r}: {reason}")
 
 
 def ordered_like(old: Any, new: Any) -> Any:

@@ -231,6 +231,26 @@ class RestApiTests(FixtureRegistryMixin, PersonaMixin, TestCase):
                 }
             ],
         )
+        # Values JSON can carry but a registry file cannot hold: a clear 422 per
+        # field, nothing written (json.dumps keeps the lone surrogate escaped).
+        before = (self.registry_dir / "model_registry.curated.json").read_bytes()
+        for fields, field, words in (
+            ({"display_name": "Qwen \ud800"}, "display_name", "lone UTF-16 surrogate"),
+            ({"metadata": '{"n": 1e400}'}, "metadata", "too large for a float"),
+            ({"metadata": '{"n": 99999999999999999999}'}, "metadata", "64 bits"),
+        ):
+            response = self.call(
+                "PATCH",
+                url,
+                self.edit,
+                {"fingerprint": entry.fingerprint, "fields": fields},
+            )
+            self.assertEqual(response.status_code, 422, response.content)
+            detail = response.json()["detail"][0]
+            self.assertEqual(detail["loc"], ["body", "fields", field])
+            self.assertIn(words, detail["msg"])
+        after = (self.registry_dir / "model_registry.curated.json").read_bytes()
+        self.assertEqual(after, before)
         missing = self.call("PATCH", url, self.edit, {"fields": {}})
         self.assertEqual(missing.json()["detail"][0]["loc"], ["body", "fingerprint"])
         operate = self.call(

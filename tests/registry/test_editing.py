@@ -116,6 +116,18 @@ class ValidationTests(EditTestCase):
         # Would be written, then skipped by every sync (PostgreSQL cannot store it).
         form = bound_form(self.entry(), metadata='{"notes": "a\\u0000b"}')
         self.assertFieldError(form, "metadata", "NUL character")
+        # What the reader refuses in a file is refused here too (written, it would
+        # make the file "broken" for every later read).
+        for text, words in (
+            ('{"n": "\\ud800"}', "lone UTF-16 surrogate"),
+            ('{"n": 1e400}', "too large for a float"),
+            ('{"n": -99999999999999999999}', "64 bits"),
+        ):
+            form = bound_form(self.entry(), metadata=text)
+            self.assertFieldError(form, "metadata", words)
+        self.assertTrue(
+            bound_form(self.entry(), metadata='{"n": 9223372036854775807}').is_valid()
+        )
 
     def test_unknown_backend(self):
         self.assertFieldError(

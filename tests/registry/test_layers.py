@@ -408,6 +408,32 @@ def test_noop_write_leaves_every_file_byte_identical(reg_dir):
     assert result.fingerprints["alpha"] == alpha.fingerprint
 
 
+@pytest.mark.parametrize(
+    "value,words",
+    [
+        ("a\ud800b", "lone UTF-16 surrogate"),
+        ("a\x00b", "NUL"),
+        (2**64, "64 bits"),
+        (float("inf"), "too large for a float"),
+    ],
+)
+def test_write_refuses_unwritable_values(reg_dir, value, words):
+    """What the reader refuses in a file is never written into one."""
+    registry = load_registry(reg_dir)
+    write_layer_entries(reg_dir, "discovered", {})
+    before = file_bytes(reg_dir)
+    alpha = dict(registry.entries["alpha"].discovered)
+    alpha["notes"] = {"deep": [value]}
+    with pytest.raises(ValueError, match=words):
+        write_layer_entries(
+            reg_dir,
+            "discovered",
+            {"alpha": alpha},
+            expected={"alpha": registry.entries["alpha"].fingerprint},
+        )
+    assert file_bytes(reg_dir) == before
+
+
 def test_editing_one_entry_changes_only_its_bytes(reg_dir):
     registry = load_registry(reg_dir)
     beta = registry.entries["beta"]
