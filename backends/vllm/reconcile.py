@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from filelock import FileLock, Timeout
 
 from backends import clients
 from backends.choices import ActivationMode, ActivationState
@@ -59,6 +58,8 @@ def adopt_or_clean(*, cfg: VllmConfig | None = None) -> list[str]:
     * no live row and a stale or corrupt state file -> removed (audited, with why).
     Returns what it did, one line per action.
     """
+    from filelock import FileLock, Timeout  # here: it imports asyncio (CLI start-up)
+
     cfg = cfg or config()
     path = state_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
