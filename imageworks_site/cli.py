@@ -280,6 +280,10 @@ def _load_plugins(subparsers) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The original's sub-commands, in its order, then the plugins' (before Django).
+
+    Long on purpose: a flat list of argparse declarations, a few lines per command.
+    """
     parser = argparse.ArgumentParser(
         prog="imageworks-models",
         description=(
@@ -373,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     and usage errors answer at once; Django then starts with the CLI's settings
     (``imageworks_site.settings.cli``: the site's, minus the web-only apps) unless
     ``DJANGO_SETTINGS_MODULE`` names others.
+
+    Long on purpose: it is the one place that maps every failure to its exit code
+    and message, and the lazy start-up order depends on it.
     """
     parser = build_parser()
     try:

@@ -318,6 +318,9 @@ def hash_directory(
     Kept as one function on purpose (~100 lines): the worker, progress and cancel
     closures share one run's counters and stop flag, and this is the hot path
     ``bench/bench_hashing.py`` measures; split up they would only move into a class.
+
+    Long on purpose: the thread pool, progress throttling and cancellation share
+    local state that a split would have to pass around.
     """
     started = time.perf_counter()
     root_path = _resolve_root(root)

@@ -64,6 +64,9 @@ def kind_summary(kind: str) -> dict[str, Any]:
     Ready never reads "Offline" because one entry points at a machine that is off.
     A backend without a configured URL falls back to the worst of its entries'
     servers, and says so.
+
+    Long on purpose: it builds one dict field by field, each a line or two, in the
+    order the card shows them.
     """
     kind = BackendKind(kind)
     endpoints = list(configured_endpoints(kind))

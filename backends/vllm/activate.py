@@ -76,6 +76,9 @@ def activate(
     report), ``ActivationBusy`` (someone else holds the slot), ``DrainCancelled``
     (the job was cancelled during the wait; A keeps running) or
     ``ActivationFailed`` (B was started but did not become ready; A is stopped).
+
+    Long on purpose: the steps (preflight, admission, stop A, launch B, wait,
+    record) share one live row and its error paths; the steps are helpers already.
     """
     cfg = config()
     with audited(

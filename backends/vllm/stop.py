@@ -45,6 +45,9 @@ def stop(
     a stop or replacement is already under way, ``DrainCancelled`` if the job was
     cancelled during the wait (the model keeps running), ``ActivationFailed`` if
     processes survive.
+
+    Long on purpose: one readable sequence (refuse, drain, signal, wait, record)
+    whose steps share the live row under one lock; split, the order would hide.
     """
     cfg = config()
     adopt_or_clean()

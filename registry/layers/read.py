@@ -201,7 +201,11 @@ def _parse_json_list(path: Path, data: bytes) -> list[Any]:
     """Parse a layer file; anything a registry file cannot hold raises
     :class:`LayerParseError` (what and where): bad UTF-8, bad JSON, nesting deeper
     than the parser's limit, a root that is not a list, integers outside 64 bits,
-    floats that overflow, lone surrogates."""
+    floats that overflow, lone surrogates.
+
+    Long on purpose: each refusal is a short branch with its own wording and place,
+    and the fast path (plain ``json.loads``) must stay visible in one function.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -377,6 +377,9 @@ def change_entries(
     for them), apply each remaining ``mutate`` to the name's current raw dict in
     ``layer`` and write them all with ``layers.write_layer_entries`` (fingerprints read
     under the same lock, so no other writer can slip in). A write error fails every row.
+
+    Long on purpose: the read, check, mutate and write happen under one lock, and
+    the audit rows must follow each name's outcome exactly.
     """
     messages = messages or {}
     rows = {row.name: row for row in ModelEntry.objects.filter(name__in=list(mutators))}

@@ -61,6 +61,9 @@ def lock(
     entry that is already locked with an expected hash is left as it is: unlock first
     to record a new one. Raises :class:`EntryNotFound`, :class:`NotApplicable` (set
     expected on an Ollama tag) and the verify errors.
+
+    Long on purpose: the lock gate's cases (already locked, stale hash, verify
+    first, write) read top to bottom under one registry lock.
     """
     t0 = time.monotonic()
     try:
