@@ -47,7 +47,7 @@ def stop(
     processes survive.
 
     Long on purpose: one readable sequence (refuse, drain, signal, wait, record)
-    whose steps share the live row under one lock; split, the order would hide.
+    whose steps share the live row and its error paths; split, the order would hide.
     """
     cfg = config()
     adopt_or_clean()

@@ -63,7 +63,7 @@ def lock(
     expected on an Ollama tag) and the verify errors.
 
     Long on purpose: the lock gate's cases (already locked, stale hash, verify
-    first, write) read top to bottom under one registry lock.
+    first, write) read top to bottom in the order they are decided.
     """
     t0 = time.monotonic()
     try:
