@@ -45,6 +45,11 @@ class FitView:
     note: str = ""  # why there is no estimate
 
 
+def _no_estimate(exc: Exception) -> str:
+    """``No estimate: <why>.`` with one full stop, whether or not the reason ends in one."""
+    return f"No estimate: {str(exc).rstrip('.')}."
+
+
 def fit_view(
     entry: ModelEntry,
     *,
@@ -57,7 +62,7 @@ def fit_view(
     try:
         spec = build_launch(merged, cfg, check_paths=False)
     except LaunchRefused as exc:
-        return FitView(note=f"No estimate: {exc}.")
+        return FitView(note=_no_estimate(exc))
     measured = memory_view(entry.name, spec.argv)
     if cfg.proxy_mode:
         return FitView(
@@ -66,7 +71,7 @@ def fit_view(
     try:
         model_dir = Path(resolve_model_path(merged, cfg, check=True))
     except LaunchRefused as exc:
-        return FitView(measured=measured, note=f"No estimate: {exc}.")
+        return FitView(measured=measured, note=_no_estimate(exc))
     snapshot = read_gpus()
     live = _local_live()
     reclaim = snapshot.held_by(own_server_pids(live)) if snapshot.known else {}

@@ -69,6 +69,15 @@ class GpuViewTests(FakeVllmMixin, BaseTestCase):
             wont, "only 4.5 GiB is free: lower --gpu-memory-utilization to 0.19"
         )
 
+    def test_a_missing_model_folder_is_one_sentence(self):
+        import shutil
+
+        shutil.rmtree(self.entry.model_dir)
+        text = self.fit().content.decode()
+        self.assertIn("No estimate: Model files not found:", text)
+        self.assertIn("does not exist.", text)
+        self.assertNotIn("..", text.replace("...", ""))
+
     def test_unknown_gpus_say_why(self):
         fake_gpus(
             self.gpu_state,
