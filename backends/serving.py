@@ -52,7 +52,7 @@ BACKEND_URL_SETTINGS = {
 }
 
 SOURCE_LABELS = {
-    "activation": "served now by the active vLLM model",
+    "activation": "the running vLLM server",
     "entry": "the entry's backend_config",
     "settings": "the site's settings",
     "default": "the backend's default port (nothing configured)",
