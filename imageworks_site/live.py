@@ -20,8 +20,9 @@ active model). The panels already listen for these (``hx-trigger="... from:body"
 so a browser that made the change and one that did not refresh the same way.
 
 Why polling and not server-sent events: the site runs under runserver and gunicorn's
-sync workers (docs/deploy.md), where every open SSE stream holds a worker; a 304 costs
-a few indexed queries and no rendering, and works through any proxy.
+sync or threaded workers (docs/deploy.md), where every open SSE stream would hold a
+worker or a thread for as long as the page is open; a 304 costs a few indexed
+queries and no rendering, and works through any proxy.
 """
 
 from __future__ import annotations
