@@ -35,9 +35,12 @@ def test_a_lock_violation_is_whole_said_once_and_red_in_the_table(
     context, page = open_as(chromium, live_server, "alice", size)
     try:
         page.goto(f"{live_server.url}/models/{entry.pk}/")
+        # The drawer's panels load and refresh themselves after the page: a click
+        # on a button being swapped out is lost, so click once they have settled.
+        page.wait_for_load_state("networkidle")
         page.get_by_test_id("verify-button").click()
         job = page.locator(f"#verify-job-{entry.pk} .job-status")
-        expect(job).to_have_attribute("data-job-status", "failed")
+        expect(job).to_have_attribute("data-job-status", "failed", timeout=20_000)
         error = job.locator(".msg-error")
         expect(error).to_contain_text("Lock violation")
         text = error.inner_text()
