@@ -414,7 +414,13 @@ async def activation_loop(session, stats, pk: int, deadline) -> None:
     while time.monotonic() < deadline:
         n += 1
         for kind, url, data in (
-            ("activate POST", f"/backends/vllm/activate/{pk}/", None),
+            # The sample's vLLM entries are placeholders (no weights): the activation
+            # overrides the failed preflight with a reason, as an operator would.
+            (
+                "activate POST",
+                f"/backends/vllm/activate/{pk}/",
+                {"override_preflight": "1", "reason": "load test: sample entry"},
+            ),
             ("stop POST", "/backends/vllm/stop/", {"entry": str(pk)}),
         ):
             r = await session.request(kind, "POST", url, htmx=True, data=data)
