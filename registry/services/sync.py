@@ -215,8 +215,12 @@ def _sync(
         return result
     with transaction.atomic():
         _serialise_syncs()
+        # Caches keyed on the version see this commit. Bumped before any entry row is
+        # touched: every writer locks the version row first, then entry rows
+        # (``record_entry_write`` too), so two writers never wait on each other in a
+        # circle (PostgreSQL reported a deadlock when this ran after ``_apply``).
+        bump_registry_version()
         result = _apply(registry, actor, action)
-        bump_registry_version()  # caches keyed on the version see this commit
         snapshot_current = _snapshot_current(registry, result)
         _save_layer_files(registry, snapshot_current)
         if action is None and (explicit or result.changed_anything):
