@@ -33,16 +33,9 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import clients
+from registry.normalize import default_backend_port
 
-# The original's DEFAULT_BACKEND_PORTS (original-registry.md §7.2); other backends use 8000.
-DEFAULT_BACKEND_PORTS = {
-    "vllm": 24001,
-    "ollama": 11434,
-    "lmdeploy": 24001,
-    "triton": 9000,
-}
-OTHER_DEFAULT_PORT = 8000
+from . import clients
 
 #: The setting holding each backend's configured server URL.
 BACKEND_URL_SETTINGS = {
@@ -134,7 +127,7 @@ def entry_server(backend: str, cfg: dict) -> tuple[str, str] | None:
     port = _port(cfg.get("port"))
     if host or port:
         parts = [p for p, given in (("host", host), ("port", port)) if given]
-        port = port or DEFAULT_BACKEND_PORTS.get(backend, OTHER_DEFAULT_PORT)
+        port = port or default_backend_port(backend)
         return (
             f"http://{_host(host or 'localhost')}:{port}/v1",
             "backend_config." + "/".join(parts),
@@ -167,7 +160,7 @@ def served_endpoint(entry: Any, *, live: Any = _UNSET) -> ServedEndpoint:
     configured = configured_server(backend)
     if configured:
         return ServedEndpoint(_v1(configured[0]), "settings", configured[1])
-    port = DEFAULT_BACKEND_PORTS.get(backend, OTHER_DEFAULT_PORT)
+    port = default_backend_port(backend)
     return ServedEndpoint(
         f"http://localhost:{port}/v1", "default", f"port {port} on localhost"
     )

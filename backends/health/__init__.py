@@ -28,7 +28,6 @@ from .autostart import (
 )
 from .check import CheckReport, check_all, refresh_if_stale
 from .endpoints import (
-    DEFAULT_BACKEND_PORTS,
     KIND_ORDER,
     VLLM_ACTIVE_KEY,
     Endpoint,
@@ -83,7 +82,6 @@ __all__ = [
     "probe_endpoint",
     "store_result",
     "CHECK_MARGIN_S",
-    "DEFAULT_BACKEND_PORTS",
     "KIND_ORDER",
     "VLLM_ACTIVE_KEY",
 ]

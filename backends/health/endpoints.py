@@ -16,19 +16,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from registry.models import ModelEntry
+from registry.normalize import default_backend_port
 
 from .. import clients, serving
 from ..choices import BackendKind, HealthStatus
 from .active import active_vllm
 
-# The original's DEFAULT_BACKEND_PORTS (original-registry.md §7.2); other backends use 8000.
-DEFAULT_BACKEND_PORTS = {
-    "vllm": 24001,
-    "ollama": 11434,
-    "lmdeploy": 24001,
-    "triton": 9000,
-}
-OTHER_DEFAULT_PORT = 8000
 VLLM_ACTIVE_KEY = "vllm:active"
 
 KIND_ORDER = [
@@ -84,7 +77,7 @@ def _port(value: Any, backend: str) -> int:
         port = 0
     if port > 0:
         return port
-    return DEFAULT_BACKEND_PORTS.get(backend, OTHER_DEFAULT_PORT)
+    return default_backend_port(backend)
 
 
 def resolve_entry_url(backend: str, backend_config: dict | None) -> str:

@@ -547,7 +547,12 @@ def preview_edit(
     new = layers.ordered_like(before, new) if before else new
     if before is None and new == {"name": entry.name}:
         new = None  # nothing changed: no overlay would be created
-    label = f"{layers.CURATED_FILE}:{entry.name}"
+    return preview_of(entry.name, before, new)
+
+
+def preview_of(name: str, before: dict | None, new: dict | None) -> Preview:
+    """The preview of replacing curated entry ``name``'s ``before`` with ``new``."""
+    label = f"{layers.CURATED_FILE}:{name}"
     changes = diff_entries(before, new)
     return Preview(
         diff=changes,

@@ -23,9 +23,8 @@ from typing import Any
 from .. import layers
 from ..audit import Actor
 from ..choices import Action, Layer
-from ..diffing import diff_entries
 from ..models import EntryChange, ModelEntry
-from .editing import Preview, check_conflict, digest, same_value, unified_diff
+from .editing import Preview, check_conflict, digest, preview_of, same_value
 from .writeback import ChangeResult, change_entry
 
 MISSING = object()
@@ -147,17 +146,11 @@ def preview_revert(entry: ModelEntry, change: EntryChange) -> RevertPreview:
     before = entry.curated_raw
     new = reverted(before, change, entry.name)
     new = layers.ordered_like(before, new) if before and new else new
-    changes = diff_entries(before, new)
-    label = f"{layers.CURATED_FILE}:{entry.name}"
-    preview = Preview(
-        diff=changes,
-        unified_text=unified_diff(before, new, label) if changes else "",
-        new_curated=new,
-        before=before,
-        digest=digest(new),
-    )
     return RevertPreview(
-        change, preview, entry.fingerprint, moved=moved_since(before, change)
+        change,
+        preview_of(entry.name, before, new),
+        entry.fingerprint,
+        moved=moved_since(before, change),
     )
 
 
