@@ -44,6 +44,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.owned import create_pg_database, drop_pg_database  # noqa: E402
+from bench.proc import manage  # noqa: E402
+
 PY = sys.executable
 GUNICORN = Path(PY).parent / "gunicorn"
 
@@ -52,25 +55,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str) -> str:
-    out = subprocess.run(
-        [PY, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"manage.py {' '.join(args)}:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
-
-
-def pg_database(pg_url: str, name: str, *, drop: bool = False) -> str:
-    import psycopg
-
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return pg_url.rsplit("/", 1)[0] + "/" + name
 
 
 def stats(samples: list[float]) -> str:
@@ -123,7 +107,7 @@ def prepare(tmp: Path, args) -> dict:
         PYTHONPATH=str(REPO),
     )
     if args.db == "postgres":
-        env["DATABASE_URL"] = pg_database(args.pg_url, args.db_name)
+        args.db_name, env["DATABASE_URL"] = create_pg_database(args.pg_url, "api_bench")
     manage(env, "migrate", "--noinput")
     manage(env, "registry_sync", "--force")
     manage(
@@ -229,7 +213,7 @@ def main() -> int:
         "--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres"
     )
     args = parser.parse_args()
-    args.db_name = f"api_bench_{secrets.token_hex(4)}"
+    args.db_name = None  # set once the bench has created its own database
     tmp = Path(tempfile.mkdtemp(prefix="imageworks-bench-api-"))
     server = None
     try:
@@ -266,8 +250,8 @@ def main() -> int:
         if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(15)
-        if args.db == "postgres":
-            pg_database(args.pg_url, args.db_name, drop=True)
+        if args.db_name:
+            drop_pg_database(args.pg_url, args.db_name)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -67,6 +67,7 @@ from bench.owned import (  # noqa: E402
     drop_pg_database,
     free_port,
 )
+from bench.proc import manage  # noqa: E402
 
 PY = sys.executable
 VENV_BIN = Path(PY).parent
@@ -109,22 +110,6 @@ def build_registry(reg: Path, models: Path, entries: int) -> None:
         (reg / file_name).write_bytes(layers.dumps(items))
     (reg / layers.SNAPSHOT_FILE).unlink(missing_ok=True)
     shutil.rmtree(bench_dir)
-
-
-def manage(env: dict, *args: str, timeout: float = 600) -> str:
-    out = subprocess.run(
-        [PY, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if out.returncode != 0:
-        raise SystemExit(
-            f"manage.py {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
-        )
-    return out.stdout
 
 
 LOOKUP = """

@@ -45,7 +45,6 @@ import re
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +57,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench.owned import free_port, own_pg_database  # noqa: E402
+from bench.proc import manage  # noqa: E402
 
 PY = sys.executable
 VENV_BIN = Path(PY).parent
@@ -72,20 +72,6 @@ FILTERS = [
 ]
 HX = {"HX-Request": "true"}
 NEW_TEXT = itertools.count(1)  # "search, new text": a number no request used before
-
-
-def manage(env: dict, *args: str, timeout: float = 900) -> str:
-    out = subprocess.run(
-        [PY, "manage.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"manage.py {args[0]} failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout
 
 
 class ServerCpu:
