@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -170,3 +171,24 @@ def axe(axe_source):
         return violations
 
     return check
+
+
+@pytest.fixture
+def sample(settings, tmp_path, transactional_db):
+    """The sample registry (real little model folders, files an hour old), synced;
+    returns the models folder (the registry is ``settings.IMAGEWORKS_REGISTRY_DIR``)."""
+    from registry.audit import Actor
+    from registry.sample import write_sample_registry
+    from registry.services.sync import sync_registry
+
+    settings.IMAGEWORKS_REGISTRY_DIR = tmp_path / "configs"
+    settings.IMAGEWORKS_STAGING_DIR = tmp_path / "_staging"
+    settings.IMAGEWORKS_MODEL_ROOTS = []
+    models = tmp_path / "models"
+    write_sample_registry(settings.IMAGEWORKS_REGISTRY_DIR, models, force=True)
+    old = time.time() - 3600
+    for path in models.rglob("*"):
+        if path.is_file():
+            os.utime(path, (old, old))
+    sync_registry(Actor.system("test"), force=True)
+    return models

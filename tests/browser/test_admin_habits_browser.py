@@ -9,19 +9,17 @@ bulk job has finished when its progress page first loads.
 from __future__ import annotations
 
 import json
-import os
-import time
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
 from registry import layers
 from registry.audit import Actor
 from registry.choices import Action
 from registry.models import ActionLog, EntryChange, ModelEntry, TableConfig
-from registry.sample import write_sample_registry
 from registry.services.columns import configurable
-from registry.services.sync import sync_registry
 from registry.services.writeback import change_entry
 from registry.tables import ModelEntryTable
 from tests.browser.conftest import login
@@ -31,21 +29,6 @@ FLORENCE = "florence-2-large_(FP16)"
 QWEN = "qwen2.5-vl-7b-instruct_(AWQ)"
 GEMMA = "gemma3_27.0b_(Q3_K_M)"
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
-
-
-@pytest.fixture
-def sample(settings, tmp_path, transactional_db):
-    settings.IMAGEWORKS_REGISTRY_DIR = tmp_path / "configs"
-    settings.IMAGEWORKS_STAGING_DIR = tmp_path / "_staging"
-    settings.IMAGEWORKS_MODEL_ROOTS = []
-    models = tmp_path / "models"
-    write_sample_registry(settings.IMAGEWORKS_REGISTRY_DIR, models, force=True)
-    old = time.time() - 3600
-    for path in models.rglob("*"):
-        if path.is_file():
-            os.utime(path, (old, old))
-    sync_registry(Actor.system("test"), force=True)
-    return settings.IMAGEWORKS_REGISTRY_DIR
 
 
 @pytest.fixture(params=list(SIZES))
@@ -135,7 +118,8 @@ def test_revert_a_change_from_the_drawer(
     expect(page.get_by_test_id("messages")).to_contain_text(
         f"Reverted change #{change.pk}"
     )
-    items = json.loads((sample / layers.CURATED_FILE).read_text())
+    configs = Path(settings.IMAGEWORKS_REGISTRY_DIR)
+    items = json.loads((configs / layers.CURATED_FILE).read_text())
     assert next(i for i in items if i["name"] == QWEN)["display_name"] == old_name
     row = ActionLog.objects.filter(action="edit", user_name="erin").get()
     assert row.details["revert_of"] == change.pk

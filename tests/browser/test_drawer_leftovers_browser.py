@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from imageworks_site import cli
 from registry.models import ModelEntry
 from tests.browser.test_live_panels_browser import VIEWPORTS, open_as
-from tests.browser.test_verify_browser import FLORENCE, sample  # noqa: F401 - fixture
+from tests.browser.test_verify_browser import FLORENCE
 
 HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
@@ -23,7 +23,7 @@ def test_a_lock_violation_is_whole_said_once_and_red_in_the_table(
     chromium,
     live_server,
     personas,
-    sample,  # noqa: F811
+    sample,
     size,
     artifacts_dir,
     axe,
@@ -74,7 +74,7 @@ def test_an_ollama_entry_has_no_vllm_section(
     chromium,
     live_server,
     personas,
-    sample,  # noqa: F811
+    sample,
 ):
     entry = ModelEntry.objects.filter(backend="ollama").first()
     context, page = open_as(chromium, live_server, "alice", "desktop")

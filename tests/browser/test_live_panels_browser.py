@@ -18,7 +18,7 @@ from imageworks_site import cli
 from registry.models import ModelEntry
 from tests.browser.conftest import login
 from tests.browser.test_activation_browser import fake_vllm  # noqa: F401 - fixture
-from tests.browser.test_verify_browser import FLORENCE, sample  # noqa: F401 - fixture
+from tests.browser.test_verify_browser import FLORENCE
 from tests.utils import create_model_entry
 
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
@@ -96,7 +96,7 @@ def test_another_user_sees_changes_without_reload(
     chromium,
     live_server,
     personas,
-    sample,  # noqa: F811
+    sample,
     settings,
     size,
     artifacts_dir,

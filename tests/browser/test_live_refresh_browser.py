@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from registry import hashing
 from registry.models import ModelEntry
 from tests.browser.conftest import login
-from tests.browser.test_verify_browser import FLORENCE, sample  # noqa: F401 - fixture
+from tests.browser.test_verify_browser import FLORENCE
 
 SELECTED = re.compile(r"\bselected\b")
 
@@ -24,7 +24,7 @@ def test_verify_and_lock_refresh_the_row_and_the_drawer(
     page,
     live_server,
     personas,
-    sample,  # noqa: F811
+    sample,
 ):
     entry = ModelEntry.objects.get(name=FLORENCE)
     with open(os.path.join(entry.model_dir, "README.md"), "a") as fh:

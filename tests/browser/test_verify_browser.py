@@ -10,34 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
-import pytest
 from playwright.sync_api import expect
 
 from registry import hashing
-from registry.audit import Actor
 from registry.models import ActionLog, ModelEntry
-from registry.sample import write_sample_registry
-from registry.services.sync import sync_registry
 from tests.browser.conftest import login
 
 FLORENCE = "florence-2-large_(FP16)"
-
-
-@pytest.fixture
-def sample(settings, tmp_path, transactional_db):
-    settings.IMAGEWORKS_REGISTRY_DIR = tmp_path / "configs"
-    settings.IMAGEWORKS_STAGING_DIR = tmp_path / "_staging"
-    settings.IMAGEWORKS_MODEL_ROOTS = []
-    models = tmp_path / "models"
-    write_sample_registry(settings.IMAGEWORKS_REGISTRY_DIR, models, force=True)
-    old = time.time() - 3600
-    for path in models.rglob("*"):
-        if path.is_file():
-            os.utime(path, (old, old))
-    sync_registry(Actor.system("test"), force=True)
-    return models
 
 
 def test_verify_then_lock_from_the_drawer(page, live_server, personas, sample):
