@@ -8,7 +8,9 @@ Usage (from the repo root)::
 Options: ``--duration 60 --users 50 --workers 3 --threads 1 --entries 10000
 --think 0.2:1.0``
 ``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``,
-``--py-spy`` (sample the workers during the window and print where the time goes).
+``--py-spy`` (sample the workers during the window and print where the time goes),
+``--timeline FILE`` (every request and background event with its start, to see what
+a slow request ran beside).
 
 What it does, all on 127.0.0.1 and stopping by itself:
 
@@ -182,10 +184,18 @@ class Stats:
     deadline: float = 0.0
     ended: float = 0.0
     users: int = 0
+    #: (wall-clock start, kind, ms, status) of every request, for ``--timeline``
+    timeline: list[tuple[float, str, float, int]] = field(default_factory=list)
 
     def add(self, kind: str, status: int, seconds: float) -> None:
         self.lat[kind].append(seconds * 1000)
         self.codes[kind][status] += 1
+        self.timeline.append((time.time() - seconds, kind, seconds * 1000, status))
+
+    def note(self, text: str) -> None:
+        """A background event, stamped with the wall clock (for ``--timeline``)."""
+        self.notes.append(text)
+        self.timeline.append((time.time(), "event: " + text, 0.0, 0))
 
 
 class Session:
@@ -335,6 +345,9 @@ async def user_loop(
     i: int, session: Session, pks: list[int], deadline: float, think
 ) -> None:
     rng = random.Random(i)
+    # Users arrive spread over one think time, as people do (and as load tools ramp
+    # up): all 50 opening a page in the same millisecond measures a burst, not a load.
+    await asyncio.sleep(rng.uniform(0, think[1]))
     while time.monotonic() < deadline:
         kind, url, htmx = pick_action(rng, pks)
         await session.request(kind, "GET", url, htmx=htmx)
@@ -368,17 +381,18 @@ def rewrite_curated(reg: Path, index: int) -> None:
 async def sync_loop(session, stats, reg: Path, deadline, every: float) -> None:
     n = 0
     if every <= 0:
-        stats.notes.append("background sync disabled (--sync-every 0)")
+        stats.note("background sync disabled (--sync-every 0)")
         return
     await asyncio.sleep(3)
     while time.monotonic() < deadline:
         n += 1
+        stats.note(f"sync #{n}: another tool rewrites the curated layer")
         await asyncio.to_thread(rewrite_curated, reg, n)
         r = await session.request(
             "reload POST", "POST", "/models/reload/", data={"next": "/models/"}
         )
         if r is not None:
-            stats.notes.append(f"sync #{n}: reload -> {r.status_code}")
+            stats.note(f"sync #{n}: reload -> {r.status_code}")
         await asyncio.sleep(every)
 
 
@@ -386,11 +400,12 @@ async def verify_loop(session, stats, pk: int, deadline) -> None:
     n = 0
     while time.monotonic() < deadline:
         n += 1
+        stats.note(f"verify #{n}: POST")
         r = await session.request("verify POST", "POST", f"/models/{pk}/verify/")
         m = re.search(r"/jobs/(\d+)/", r.headers.get("location", "")) if r else None
         if m:
             result = await wait_job(session, int(m.group(1)), deadline)
-            stats.notes.append(f"verify #{n}: {result}")
+            stats.note(f"verify #{n}: {result}")
         await asyncio.sleep(2)
 
 
@@ -408,23 +423,37 @@ async def activation_loop(session, stats, pk: int, deadline) -> None:
             ),
             ("stop POST", "/backends/vllm/stop/", {"entry": str(pk)}),
         ):
+            stats.note(f"{kind.split()[0]} #{n}: POST")
             r = await session.request(kind, "POST", url, htmx=True, data=data)
             m = re.search(r"job=(\d+)", r.text) if r is not None else None
             if r is not None and r.status_code == 202 and m:
                 result = await wait_job(session, int(m.group(1)), deadline)
-                stats.notes.append(f"{kind.split()[0]} #{n}: {result}")
+                stats.note(f"{kind.split()[0]} #{n}: {result}")
             elif r is not None:
-                stats.notes.append(f"{kind.split()[0]} #{n}: {r.status_code}")
+                stats.note(f"{kind.split()[0]} #{n}: {r.status_code}")
             await asyncio.sleep(2)
 
 
-def spy_on_workers(gunicorn: subprocess.Popen, seconds: float, folder: Path):
-    """py-spy every gunicorn worker for the measured window (``--py-spy``)."""
+def write_timeline(stats: Stats, path: Path) -> None:
+    """Every request and background event in start order, seconds from the window's
+    start: where a slow request sits next to a sync, verify or activation."""
+    start = time.time() - (time.monotonic() - stats.started)
+    rows = sorted(stats.timeline)
+    with path.open("w") as fh:
+        fh.write("t_s\tkind\tms\tstatus\n")
+        for at, kind, ms, status in rows:
+            fh.write(f"{at - start:.3f}\t{kind}\t{ms:.1f}\t{status}\n")
+    print(f"timeline of {len(rows)} requests and events: {path}")
+
+
+def spy_on_workers(parent: subprocess.Popen, seconds: float, folder: Path):
+    """py-spy every worker process of *parent* (gunicorn's workers, or the task
+    cluster's) for the measured window (``--py-spy``)."""
     import psutil
 
     from bench import spy
 
-    workers = [p.pid for p in psutil.Process(gunicorn.pid).children()]
+    workers = [p.pid for p in psutil.Process(parent.pid).children(recursive=True)]
     spy.record(workers, seconds, folder)
     return [folder / f"py-spy-{pid}.txt" for pid in workers]
 
@@ -439,11 +468,11 @@ async def run_load(args, base: str, reg: Path, lookup: dict, on_start=None) -> S
         await asyncio.sleep(i * 5.0 / len(sessions))
         name = "loadop" if i == args.users else f"load{i % 10:02d}"
         if not await session.login(name):
-            stats.notes.append(f"{name}: login failed")
+            stats.note(f"{name}: login failed")
 
     t0 = time.monotonic()
     await asyncio.gather(*(sign_in(i, s) for i, s in enumerate(sessions)))
-    stats.notes.append(
+    stats.note(
         f"{len(sessions)} sign-ins took {time.monotonic() - t0:.1f} s (not in the window)"
     )
     # Phase 2: the measured window.
@@ -527,6 +556,11 @@ def main() -> int:
     )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--keep", action="store_true", help="keep temp dir and DB")
+    parser.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="write every request and background event (start, kind, ms) to FILE",
+    )
     parser.add_argument(
         "--py-spy",
         action="store_true",
@@ -653,10 +687,12 @@ def main() -> int:
             f"host load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
         spied: list[Path] = []
+        spied_jobs: list[Path] = []
 
         def on_start() -> None:
             if args.py_spy:
                 spied.extend(spy_on_workers(procs[0], args.duration, var))
+                spied_jobs.extend(spy_on_workers(procs[1], args.duration, var))
 
         stats = asyncio.run(run_load(args, base, reg, lookup, on_start))
         title = (
@@ -667,11 +703,14 @@ def main() -> int:
         n5xx, transport = report(
             stats, f"{title}, gunicorn -w {args.workers}, {args.users} users"
         )
+        if args.timeline:
+            write_timeline(stats, Path(args.timeline))
         if spied:
             from bench import spy
 
             time.sleep(3)  # py-spy writes its file when its duration ends
             spy.report(spied, f"all {args.workers} gunicorn workers, measured window")
+            spy.report(spied_jobs, "the task cluster's processes, measured window")
         if n5xx or transport:
             print(f"FAIL: {n5xx} 5xx responses, {transport} transport errors")
             code = 1

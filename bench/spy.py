@@ -1,6 +1,6 @@
 """py-spy (``pip install py-spy``; not a project dependency) for the benches.
 
-``record(pids, seconds, folder)`` samples running processes (the gunicorn workers)
+``record(pids, seconds, folder)`` samples running processes (gunicorn or task workers)
 without stopping them; ``report(files)`` prints the functions with the most samples,
 self and total, leaving out the time workers spend waiting for a request.
 """
@@ -65,6 +65,19 @@ def _ours(text: str) -> bool:
     return where.split("/", 1)[0] in PACKAGES
 
 
+#: Innermost frames of a process or thread waiting for work: a sync worker or the
+#: gthread main loop in ``select``, a gthread pool thread or a task-queue worker
+#: blocked on its queue.
+IDLE = ("SyncWorker.wait", "select ", "EpollSelector.select", "Queue.get ", "sleep ")
+
+
+def _idle(frames: list[str]) -> bool:
+    innermost = frames[-1]
+    if innermost.startswith("_worker thread.py"):  # ThreadPoolExecutor, queue.get
+        return True
+    return any("SyncWorker.wait" in f for f in frames) or innermost.startswith(IDLE)
+
+
 def report(files: list[Path], title: str, top: int = 30) -> None:
     """Top functions by self and total samples, and the innermost frame of this
     project's code under each sample (which of our functions the time, database
@@ -81,7 +94,7 @@ def report(files: list[Path], title: str, top: int = 30) -> None:
             raw = stack.split(";")
             frames = [_frame(f) for f in raw]
             n = int(count)
-            if any("SyncWorker.wait" in f or f.startswith("select ") for f in frames):
+            if _idle(frames):
                 idle += n
                 continue
             busy += n

@@ -17,5 +17,6 @@ class InventoryConfig(AppConfig):
                 JobKind.RECONCILE_SCAN,
                 jobs.Lazy("inventory.tasks.scan_job"),
                 "inventory.run_scan",
+                background=True,
             )
         )

@@ -15,6 +15,7 @@ class RegistryConfig(AppConfig):
                 JobKind.SYNC,
                 jobs.Lazy("registry.tasks.sync_job"),
                 "registry.sync_registry",
+                background=True,
             )
         )
         jobs.register(
@@ -22,6 +23,7 @@ class RegistryConfig(AppConfig):
                 JobKind.VERIFY,
                 jobs.Lazy("registry.services.verify.jobs.verify_job"),
                 "registry.verify_entry",
+                background=True,
             )
         )
         jobs.register(
@@ -29,6 +31,7 @@ class RegistryConfig(AppConfig):
                 JobKind.BULK,
                 jobs.Lazy("registry.services.bulk.bulk_job"),
                 "registry.lock_entry",
+                background=True,
             )
         )
         request_started.connect(

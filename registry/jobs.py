@@ -28,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import priority
 from .choices import JobKind, JobStatus
 from .models import Job, ModelEntry
 
@@ -84,6 +85,10 @@ class JobSpec:
     func: Callable[[Job], dict | None]
     cancel_permission: str
     queue: Callable[[], str] = site_queue
+    #: CPU-heavy work no page waits on (reading the registry files, hashing): runs at
+    #: ``IMAGEWORKS_JOB_NICENESS`` so web requests on the machine go first
+    #: (``registry.priority``). Not for jobs that start long-lived servers.
+    background: bool = False
 
 
 _SPECS: dict[str, JobSpec] = {}
@@ -231,7 +236,11 @@ def run_job(job_id: int, *old_style_args: str):
         spec = _SPECS.get(job.kind)
         if spec is None:
             raise JobFailed(f"No job spec is registered for kind {job.kind!r}.")
-        result = spec.func(job)
+        result = (
+            priority.in_background(spec.func, job)
+            if spec.background
+            else spec.func(job)
+        )
     except JobFailed as exc:
         finish(job, JobStatus.FAILED, error=str(exc))
     except JobCancelled as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .audit import Actor
 from .choices import Source
+from .priority import in_background
 from .services.sync import files_unchanged, layer_bytes, sync_registry
 
 TASK = "registry.tasks.sync_registry_task"
@@ -26,9 +27,8 @@ def sync_registry_task(force: bool = False) -> dict:
     killed mid-run is failed with a reason within minutes instead of "running" forever.
     """
     reaped = reap_stale_jobs()
-    result = sync_registry(
-        Actor.system("scheduler", source=Source.SCHEDULE), force=force, explicit=False
-    )
+    actor = Actor.system("scheduler", source=Source.SCHEDULE)
+    result = in_background(lambda: sync_registry(actor, force=force, explicit=False))
     return {**result.as_dict(), "summary": result.summary(), "reaped_jobs": reaped}
 
 

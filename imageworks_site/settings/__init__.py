@@ -314,6 +314,9 @@ IMAGEWORKS_MODEL_ROOTS = [
     for p in (env("IMAGEWORKS_MODEL_ROOTS", "") or "").split(os.pathsep)
     if p.strip()
 ]
+# Nice value of CPU-heavy background jobs (sync, verify, bulk, disk scan) in the task
+# workers, so web requests on the same host go first; 0 = the worker's own priority.
+IMAGEWORKS_JOB_NICENESS = env_int("IMAGEWORKS_JOB_NICENESS", 10)
 IMAGEWORKS_HASH_WORKERS = env_int(
     "IMAGEWORKS_HASH_WORKERS", max(2, os.cpu_count() or 2)
 )
