@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import Count, Q
+from django.utils.functional import cached_property
 
 from .choices import Action, Outcome
 from .models import ActionLog, ModelEntry
@@ -80,7 +81,7 @@ class ModelEntryFilterSet(django_filters.FilterSet):
     def __init__(self, data=None, *args, **kwargs):
         # Always bound: the defaults (testing and deprecated hidden) apply to a bare URL.
         super().__init__(data if data is not None else {}, *args, **kwargs)
-        self.hidden_testing = None
+        self._testing_counted = None
         backends, roles = per_version("filter-choices", choices_in_use)
         self.filters["backend"].extra["choices"] = [(b, b) for b in backends]
         self.filters["role"].extra["choices"] = [(r, r) for r in roles]
@@ -111,10 +112,30 @@ class ModelEntryFilterSet(django_filters.FilterSet):
         if not data.get("deprecated"):
             queryset = queryset.filter(deprecated=False)
         if not data.get("testing"):
-            # Lazy: counted only when the footer asks ("N testing models hidden").
-            self.hidden_testing = queryset.filter(testing=True)
+            # Lazy: counted only when asked (``counts``).
+            self._testing_counted = queryset
             queryset = queryset.filter(testing=False)
         return queryset
+
+    @cached_property
+    def counts(self) -> tuple[int, int] | None:
+        """``(shown, hidden testing)`` rows, in one query, or None when testing models
+        are shown. The pager's count and the footer's "N testing models hidden" both
+        read it, instead of one ``COUNT`` each."""
+        self.qs  # noqa: B018 - filter_queryset() sets what to count
+        if self._testing_counted is None:
+            return None
+        totals = self._testing_counted.aggregate(
+            shown=Count("pk", filter=Q(testing=False)),
+            hidden=Count("pk", filter=Q(testing=True)),
+        )
+        return totals["shown"], totals["hidden"]
+
+    @property
+    def hidden_testing(self) -> int | None:
+        """How many testing models the default hiding left out (None: none hidden)."""
+        counts = self.counts
+        return None if counts is None else counts[1]
 
     @property
     def is_default(self) -> bool:

@@ -9,6 +9,7 @@ from django.template.defaultfilters import filesizeformat
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -122,14 +123,24 @@ def _installed_cell(value: bool | None) -> SafeString:
 class PageSizePaginator(Paginator):
     """Only the page sizes the UI offers; anything else falls back to the default."""
 
-    def __init__(self, object_list, per_page, *args, **kwargs):
+    def __init__(self, object_list, per_page, *args, known_count=None, **kwargs):
         try:
             per_page = int(per_page)
         except (TypeError, ValueError):
             per_page = DEFAULT_PAGE_SIZE
         if per_page not in PAGE_SIZES:
             per_page = DEFAULT_PAGE_SIZE
+        #: a callable giving the row count when the view already counts the rows
+        self.known_count = known_count
         super().__init__(object_list, per_page, *args, **kwargs)
+
+    @cached_property
+    def count(self) -> int:
+        if self.known_count is not None:
+            known = self.known_count()
+            if known is not None:
+                return known
+        return super().count
 
 
 class SelectColumn(tables.Column):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .audit import Actor
 from .choices import Source
 from .priority import in_background
-from .services.sync import files_unchanged, layer_bytes, sync_registry
+from .services.sync import layer_bytes, sync_registry
 
 TASK = "registry.tasks.sync_registry_task"
 SCHEDULE_NAME = "registry-sync"
@@ -104,9 +104,11 @@ def request_sync(actor: Actor, *, force: bool = False, explicit: bool = True):
     from .jobs import JobConflict, enqueue
     from .services import sync
 
-    if layer_bytes() <= settings.IMAGEWORKS_INLINE_SYNC_MAX_BYTES or (
-        not force and files_unchanged()
-    ):
+    if not force:
+        rows = sync.unchanged_layer_files()
+        if rows is not None:  # the common case: 3 stats and 1 query, then done
+            return sync.no_change(actor, rows, explicit=explicit), None
+    if layer_bytes() <= settings.IMAGEWORKS_INLINE_SYNC_MAX_BYTES:
         return sync.sync_registry(actor, force=force, explicit=explicit), None
     try:
         job = enqueue(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from backends.choices import ActivationState
@@ -13,7 +14,7 @@ from backends.models import Activation
 from registry.models import Job
 
 from .reconcile import adopt_or_clean
-from .slot import ACTIVATE_JOB, SLOT, live_activation, pending_job, state_dict
+from .slot import ACTIVATE_JOB, LIVE, SLOT, live_activation, pending_job, state_dict
 
 
 def current() -> dict[str, Any] | None:
@@ -65,10 +66,23 @@ _LIVE_LABELS = {
 }
 
 
+def live_and_last() -> tuple[Activation | None, Activation | None]:
+    """The slot's live activation and its newest one, in one query (the live one, by
+    the one-live-per-slot constraint, and the newest row by primary key lookup)."""
+    newest = Activation.objects.filter(slot=SLOT).values("pk")[:1]
+    rows = list(
+        Activation.objects.filter(
+            Q(slot=SLOT, state__in=LIVE) | Q(pk=Subquery(newest))
+        ).select_related("entry")
+    )
+    live = next((row for row in rows if row.state in LIVE), None)
+    return live, (rows[0] if rows else None)
+
+
 def status() -> SlotStatus:
     """Cheap (database only) status of the vLLM slot for polling."""
     pending = pending_job()
-    live = live_activation()
+    live, last = live_and_last()
     now = timezone.now()
     if live is not None:
         return _live_status(live, pending, now)
@@ -83,7 +97,6 @@ def status() -> SlotStatus:
             job=pending,
             terminal=False,
         )
-    last = Activation.objects.filter(slot=SLOT).first()
     if last is None:
         return SlotStatus(state="idle", label="No model active")
     label = "Failed" if last.state == ActivationState.FAILED else "Stopped"

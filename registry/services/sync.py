@@ -82,6 +82,8 @@ class SyncResult:
     migrated: bool = False
     action: ActionLog | None = None
     history_ids: list[int] = field(default_factory=list, repr=False)
+    #: with ``no_change``: the ``LayerFile`` rows that showed it (pages reuse them)
+    layer_files: list[LayerFile] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -138,22 +140,29 @@ def layer_bytes() -> int:
 
 def files_unchanged() -> bool:
     """True when the three files look exactly as the last sync saw them (3 stats, 1 query)."""
+    return unchanged_layer_files() is not None
+
+
+def unchanged_layer_files() -> list[LayerFile] | None:
+    """The ``LayerFile`` rows when the three files look exactly as the last sync saw
+    them, else None (3 stats, 1 query): a page that shows the rows reuses them."""
     signatures = layers.layer_signatures(registry_dir())
-    seen = {lf.layer: lf for lf in LayerFile.objects.all()}
+    rows = list(LayerFile.objects.all())
+    seen = {lf.layer: lf for lf in rows}
     if set(seen) != set(LAYER_KEYS):
-        return False
+        return None
     for key, sig in signatures.items():
         lf = seen[key]
         if sig is None:
             if lf.exists:
-                return False
+                return None
         elif (
             not lf.exists
             or (lf.mtime_ns, lf.size) != sig
             or lf.path != str(_file_path(key))
         ):
-            return False
-    return True
+            return None
+    return rows
 
 
 def _file_path(key: str) -> Path:
@@ -187,13 +196,10 @@ def sync_registry(
 def _sync(
     actor: Actor, force: bool, explicit: bool, action: ActionLog | None
 ) -> SyncResult:
-    if not force and files_unchanged():
-        result = SyncResult(no_change=True)
-        if explicit and action is None:
-            result.action = record(
-                actor, Action.SYNC, message=result.summary(), details=result.as_dict()
-            )
-        return result
+    if not force:
+        rows = unchanged_layer_files()
+        if rows is not None:
+            return no_change(actor, rows, explicit=explicit and action is None)
     try:
         registry = layers.load_registry(registry_dir())
     except layers.RegistryError as exc:
@@ -235,6 +241,17 @@ def _sync(
         # After the commit: no transaction around file I/O. A page load does not wait
         # for a busy lock: its holder is a writer, which rewrites the snapshot too.
         repair_snapshot(actor, wait=REPAIR_LOCK_TIMEOUT if explicit else 0)
+    return result
+
+
+def no_change(actor: Actor, rows: list[LayerFile], *, explicit: bool) -> SyncResult:
+    """The result of a sync that found every file as the last one left it (*rows*:
+    the ``LayerFile`` rows that showed it); an explicit sync still writes its audit row."""
+    result = SyncResult(no_change=True, layer_files=rows)
+    if explicit:
+        result.action = record(
+            actor, Action.SYNC, message=result.summary(), details=result.as_dict()
+        )
     return result
 
 

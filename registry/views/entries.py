@@ -343,6 +343,18 @@ class ModelEntryListView(
     def active_name(self) -> str:
         return request_active_name(self.request)
 
+    def get_table_pagination(self, table):
+        pagination = super().get_table_pagination(table)
+        if pagination is not False:
+            pagination = {**pagination, "known_count": self.shown_count}
+        return pagination
+
+    def shown_count(self) -> int | None:
+        """The pager's row count from the query that also counts the hidden testing
+        rows for the footer (None: the pager counts)."""
+        counts = self.filterset.counts
+        return counts[0] if counts is not None else None
+
     def get_table_kwargs(self):
         query = self.request.GET.copy()
         query.pop("page", None)
@@ -367,7 +379,7 @@ class ModelEntryListView(
             return context  # the export builds its own table and needs no more
         is_partial = self.request.htmx and not self.request.htmx.boosted
         # The banner and "loaded at" are outside the table partial: full pages only.
-        layer_files = [] if is_partial else list(LayerFile.objects.all())
+        layer_files = [] if is_partial else self.layer_files()
         sync_error = self.sync_result.error if self.sync_result else ""
         context.update(
             sync_job=getattr(self.request, "registry_sync_job", None),
@@ -395,6 +407,11 @@ class ModelEntryListView(
                 drawer_context(self.request, self.selected, self.active_name)
             )
         return context
+
+    def layer_files(self) -> list[LayerFile]:
+        """The rows the page-load sync read when it found nothing changed, else fresh."""
+        rows = self.sync_result.layer_files if self.sync_result else None
+        return rows if rows is not None else list(LayerFile.objects.all())
 
     def card_backends(self) -> list[str]:
         present = [

@@ -30,8 +30,14 @@ class ModelEntryFilterSetTests(TestCase):
 
     def test_it_counts_the_hidden_testing_entries(self):
         fs = ModelEntryFilterSet({}, queryset=ModelEntry.objects.all())
-        fs.qs  # noqa: B018
-        self.assertEqual(fs.hidden_testing.count(), 2)
+        self.assertEqual(fs.hidden_testing, 2)
+        self.assertEqual(fs.counts, (VISIBLE_BY_DEFAULT, 2))
+        self.assertEqual(fs.counts[0], fs.qs.count())
+
+    def test_it_counts_nothing_hidden_when_testing_entries_are_shown(self):
+        fs = ModelEntryFilterSet({"testing": "1"}, queryset=ModelEntry.objects.all())
+        self.assertIsNone(fs.hidden_testing)
+        self.assertIsNone(fs.counts)
 
     def test_it_includes_testing_entries_when_asked(self):
         result = names({"testing": "1"})

@@ -281,7 +281,10 @@ class ReloadTests(PermissionMatrixMixin, TestCase):
     def test_it_reports_what_changed_and_returns_to_the_filtered_view(self):
         with mock.patch("registry.services.sync.sync_registry") as sync:
             sync.return_value = mock.Mock(
-                error="", problems=[], summary=lambda: "Registry reloaded: 2 added."
+                error="",
+                problems=[],
+                layer_files=None,
+                summary=lambda: "Registry reloaded: 2 added.",
             )
             response = self.client_for(self.operator).post(
                 reverse("registry:registry_reload"),

@@ -10,6 +10,7 @@ from django.test import TestCase, override_settings
 from django.urls import reverse
 
 from registry.models import ActionLog, ModelEntry
+from registry.services.sync import SyncResult
 from tests.base import PersonaMixin
 from tests.registry.page_fixtures import seed_scenario
 
@@ -41,7 +42,7 @@ class PageLoadSyncTests(PersonaMixin, TestCase):
 
     def test_the_full_page_runs_an_implicit_sync(self):
         with mock.patch("registry.services.sync.sync_registry") as sync:
-            sync.return_value = mock.Mock(error="")
+            sync.return_value = SyncResult()
             self.client_for(self.viewer).get(LIST)
         self.assertIs(sync.call_args.kwargs["explicit"], False)
 
