@@ -7,6 +7,7 @@ script in a real subprocess against a throwaway SQLite database.
 from __future__ import annotations
 
 import ast
+import gc
 import json
 import os
 import re
@@ -155,6 +156,20 @@ class TestList:
                 "hash": "ab" * 6,
             },
         ]
+
+    def test_in_process_call_leaves_the_garbage_collector_as_it_was(
+        self, small, capsys
+    ):
+        """main() pauses and freezes the collector for start-up; a caller gets it back."""
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        assert run(capsys, "list")[0] == 0
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        gc.disable()
+        try:
+            assert run(capsys, "current-model")[0] == 0
+            assert not gc.isenabled() and gc.get_freeze_count() == 0
+        finally:
+            gc.enable()
 
     def test_filters(self, small, capsys):
         def names(*args):
