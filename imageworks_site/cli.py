@@ -402,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     objects that live as long as the process; the cyclic garbage collector is paused
     meanwhile (it walked them again and again) and they are then frozen
     (``gc.freeze()``), so neither later collections nor the one at interpreter exit
-    walk them again (~0.15 s of ``current-model``'s CPU). Called with ``argv`` (tests,
+    walk them again (~0.1 s of ``current-model``'s CPU). Called with ``argv`` (tests,
     other Python code) rather than as the program, they are unfrozen on return.
     """
     own_process = argv is None  # the console script or ``python -m``: exits after this
