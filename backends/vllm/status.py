@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,12 +14,52 @@ from backends.choices import ActivationState
 from backends.models import Activation
 from registry.models import Job
 
-from .reconcile import adopt_or_clean
-from .slot import ACTIVATE_JOB, LIVE, SLOT, live_activation, pending_job, state_dict
+from .command import VllmConfig
+from .slot import (
+    ACTIVATE_JOB,
+    LIVE,
+    SLOT,
+    config,
+    live_activation,
+    pending_job,
+    state_dict,
+    state_path,
+)
+
+
+def adopt_or_clean(*, cfg: VllmConfig | None = None) -> list[str]:
+    """:func:`.reconcile.adopt_or_clean`, imported when first needed.
+
+    The reconcile module brings psutil, the HTTP client and (when it runs) filelock:
+    ``imageworks-models current-model`` imports them only when there is something to
+    judge (``tests/registry/test_cli.py`` checks it).
+    """
+    from .reconcile import adopt_or_clean as reconcile
+
+    return reconcile(cfg=cfg)
+
+
+def nothing_to_reconcile(cfg: VllmConfig) -> bool:
+    """True when reconciling could find nothing to adopt, clean or judge.
+
+    That is local mode (proxy mode asks the admin service even without a state file),
+    no state file (not even a broken one or a dangling link) and no live row: then
+    :func:`.reconcile.adopt_or_clean` would only read these two and return ``[]``.
+    The file is checked first, so a server adopted from it meanwhile is not missed.
+    """
+    if cfg.proxy_mode or os.path.lexists(state_path(cfg)):
+        return False
+    return live_activation() is None
 
 
 def current() -> dict[str, Any] | None:
-    """The active model's five-field state, or None (after reconciling with reality)."""
+    """The active model's five-field state, or None (after reconciling with reality).
+
+    Reconciles first (a server found dead is recorded and reported as None, one
+    started elsewhere is adopted), except when :func:`nothing_to_reconcile`.
+    """
+    if nothing_to_reconcile(config()):
+        return None
     adopt_or_clean()
     live = live_activation()
     if live is None or live.state != ActivationState.RUNNING:

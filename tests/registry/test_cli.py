@@ -6,6 +6,8 @@ script in a real subprocess against a throwaway SQLite database.
 
 from __future__ import annotations
 
+import ast
+import gc
 import json
 import os
 import re
@@ -154,6 +156,20 @@ class TestList:
                 "hash": "ab" * 6,
             },
         ]
+
+    def test_in_process_call_leaves_the_garbage_collector_as_it_was(
+        self, small, capsys
+    ):
+        """main() pauses and freezes the collector for start-up; a caller gets it back."""
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        assert run(capsys, "list")[0] == 0
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        gc.disable()
+        try:
+            assert run(capsys, "current-model")[0] == 0
+            assert not gc.isenabled() and gc.get_freeze_count() == 0
+        finally:
+            gc.enable()
 
     def test_filters(self, small, capsys):
         def names(*args):
@@ -341,6 +357,29 @@ def _subprocess_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _loaded_modules(
+    command: list[str], modules: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.CompletedProcess, list[str] | None]:
+    """Run the CLI's ``main(command)`` in a new interpreter: which of ``modules`` it loaded."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from imageworks_site.cli import main;"
+            f" code = main({command!r});"
+            f" print(sorted(m for m in {modules!r} if m in sys.modules));"
+            " raise SystemExit(code)",
+        ],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = proc.stdout.splitlines()
+    return proc, (ast.literal_eval(lines[-1]) if lines else None)
+
+
 def _ensure_script() -> str | None:
     """The console script must be installed (``pip install -e .``): CI fails without it."""
     if SCRIPT.exists():
@@ -412,33 +451,46 @@ def test_installed_console_script_subprocess():
         # imports were most of the start-up): nothing of django-tables2,
         # django-filter, django-q2, psycopg, django-ninja/pydantic, httpx, the vLLM
         # service or the hashing code; `--help` does not even load Django's ORM.
+        # `current-model` with no state file and no live activation has nothing to
+        # reconcile: it does not load the reconcile code, psutil or filelock.
         heavy = (
             "django_tables2 django_filters django_q psycopg ninja pydantic httpx "
             "backends.vllm.service backends.tasks inventory.tasks "
             "registry.services.verify"
         )
+        reconcile = " backends.vllm.reconcile backends.clients psutil filelock"
         for command, also in (
             (["--help"], " django.db.models"),
-            (["list"], " filelock"),
-            (["current-model"], ""),
+            (["list"], reconcile),
+            (["current-model"], reconcile),
         ):
-            proc = subprocess.run(
-                [
-                    python,
-                    "-c",
-                    "import sys; from imageworks_site.cli import main;"
-                    f" code = main({command!r});"
-                    f" print(sorted(m for m in {(heavy + also).split()!r}"
-                    " if m in sys.modules)); raise SystemExit(code)",
-                ],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=120,
+            proc, loaded = _loaded_modules(
+                command, (heavy + also).split(), env, tmp_path
             )
             assert proc.returncode == 0, (command, proc.stderr)
-            assert proc.stdout.splitlines()[-1] == "[]", command
+            assert loaded == [], command
+        # A dead server recorded in the state file is still noticed: current-model
+        # reconciles (removes the stale file) and answers null.
+        state = tmp_path / "_staging" / "active_vllm.json"
+        state.parent.mkdir(exist_ok=True)
+        state.write_text(
+            json.dumps(
+                {
+                    "logical_name": "gone",
+                    "served_model_id": "gone",
+                    "port": 9,
+                    "pid": 999999,
+                    "started_at": 1.0,
+                }
+            )
+        )
+        proc, loaded = _loaded_modules(
+            ["current-model"], reconcile.split(), env, tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[0] == "null"
+        assert "backends.vllm.reconcile" in loaded
+        assert not state.exists()
         if shared_fixtures_available():
             proc = subprocess.run(
                 [str(SCRIPT), "export"],
