@@ -119,6 +119,8 @@ def _reader(table, bound_column) -> Callable | None:
 
 def _template_value(value) -> str:
     """What ``{{ value }}`` prints with autoescaping on (``render_value_in_context``)."""
+    if type(value) is SafeString:  # most render_FOO results: printed as they are
+        return value
     value = localize(template_localtime(value))
     if not issubclass(type(value), str):
         value = str(value)
