@@ -8,7 +8,7 @@ from django.utils.functional import cached_property
 from .choices import Action, Outcome
 from .models import ActionLog, ModelEntry
 from .search import search_queryset
-from .version import per_version
+from .version import per_registry_version, per_version
 
 LOCK_CHOICES = [("locked", "Locked"), ("unlocked", "Unlocked")]
 INSTALLED_CHOICES = [
@@ -123,13 +123,22 @@ class ModelEntryFilterSet(django_filters.FilterSet):
         are shown. The pager's count and the footer's "N testing models hidden" both
         read it, instead of one ``COUNT`` each."""
         self.qs  # noqa: B018 - filter_queryset() sets what to count
-        if self._testing_counted is None:
+        counted = self._testing_counted
+        if counted is None:
             return None
-        totals = self._testing_counted.aggregate(
-            shown=Count("pk", filter=Q(testing=False)),
-            hidden=Count("pk", filter=Q(testing=True)),
-        )
-        return totals["shown"], totals["hidden"]
+
+        def count() -> tuple[int, int]:
+            totals = counted.aggregate(
+                shown=Count("pk", filter=Q(testing=False)),
+                hidden=Count("pk", filter=Q(testing=True)),
+            )
+            return totals["shown"], totals["hidden"]
+
+        if self.queryset.query.where:  # a narrowed base: not the same rows per filter
+            return count()
+        # The same filters give the same counts until the rows change (a bump).
+        filters = tuple(sorted((k, str(v)) for k, v in self.form.cleaned_data.items()))
+        return per_registry_version(("entry-counts", filters), count)
 
     @property
     def hidden_testing(self) -> int | None:

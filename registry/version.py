@@ -125,7 +125,38 @@ def per_version(name: str, build: Callable[[], T]) -> T:
     return value
 
 
+#: ``per_registry_version`` values of the current version (bounded; key -> value).
+_by_key: dict[object, object] = {}
+_by_key_version: list[str] = [""]
+BY_KEY_MAX = 256
+
+
+def per_registry_version(key: object, build: Callable[[], T]) -> T:
+    """``build()``'s value for *key* at the current registry version (every bump,
+    listing or not, starts afresh), kept in this process for at most ``BY_KEY_MAX``
+    keys. For values derived from any column (counts under filters), where
+    :func:`per_version` would be too coarse. Same rule: not kept when a sync
+    committed while it was built.
+    """
+    version = registry_version()
+    with _lock:
+        if _by_key_version[0] == version and key in _by_key:
+            return _by_key[key]  # type: ignore[return-value]
+    value = build()
+    if registry_version(fresh=True) == version:
+        with _lock:
+            if _by_key_version[0] != version:
+                _by_key.clear()
+                _by_key_version[0] = version
+            if len(_by_key) >= BY_KEY_MAX:
+                _by_key.pop(next(iter(_by_key)))
+            _by_key[key] = value
+    return value
+
+
 def forget() -> None:
     """Drop every per-version value of this process (tests)."""
     with _lock:
         _memo.clear()
+        _by_key.clear()
+        _by_key_version[0] = ""

@@ -14,7 +14,14 @@ from registry import layers
 from registry.choices import Action
 from registry.models import ModelEntry
 from registry.services.writeback import change_entry
-from registry.version import bump, listing_version, per_version, registry_version
+from registry.version import (
+    BY_KEY_MAX,
+    bump,
+    listing_version,
+    per_registry_version,
+    per_version,
+    registry_version,
+)
 from tests.base import PersonaMixin
 from tests.registry.test_writeback import SpliceFastPathTests, WritebackTestBase, _entry
 
@@ -59,6 +66,23 @@ class VersionTests(TestCase):
 
         self.assertEqual(per_version("u", build), "mixed")
         self.assertEqual(per_version("u", lambda: "clean"), "clean")
+
+    def test_per_registry_version_builds_once_per_key_and_any_bump_starts_afresh(self):
+        build = mock.Mock(side_effect=lambda: build.call_count)
+        self.assertEqual(per_registry_version("a", build), 1)
+        self.assertEqual(per_registry_version("a", build), 1)
+        self.assertEqual(per_registry_version("b", build), 2)
+        bump(listing=False)  # e.g. a verify recording a hash: counts may move too
+        self.assertEqual(per_registry_version("a", build), 3)
+
+    def test_per_registry_version_keeps_a_bounded_number_of_keys(self):
+        for i in range(BY_KEY_MAX + 10):
+            per_registry_version(("k", i), lambda i=i: i)
+        build = mock.Mock(return_value="rebuilt")
+        self.assertEqual(per_registry_version(("k", 0), build), "rebuilt")  # evicted
+        self.assertEqual(
+            per_registry_version(("k", BY_KEY_MAX + 9), build), BY_KEY_MAX + 9
+        )
 
 
 class SyncAndWritebackBumpTests(WritebackTestBase):
@@ -125,6 +149,18 @@ class CachedOnTheVersionTests(PersonaMixin, WritebackTestBase):
         page = self.client.get(LIST + "?q=gamma", **HX).content.decode()
         self.assertIn('data-name="gamma"', page)
         self.assertIn('<option value="ollama"', self.client.get(LIST).content.decode())
+
+    def test_the_counts_follow_a_write_that_changes_no_listed_field(self):
+        """Counts are kept per registry version: a change to the testing flag only
+        (no listing change) still shows at once."""
+        page = self.client.get(LIST, **HX).content.decode()
+        self.assertIn('data-testid="match-count">2<', page)
+        self.assertNotIn('data-testid="testing-hidden"', page)
+        ModelEntry.objects.filter(name="beta").update(testing=True)
+        bump(listing=False)
+        page = self.client.get(LIST, **HX).content.decode()
+        self.assertIn('data-testid="match-count">1<', page)
+        self.assertIn("1 testing model hidden", page)
 
     def test_a_partial_answers_304_until_the_registry_or_the_slot_changes(self):
         url = LIST + "?q=alpha"
