@@ -44,6 +44,13 @@ def disk_usage_by_entry(
 
 
 def usage_for(entry: ModelEntry) -> EntryUsage | None:
+    """The entry's usage row, from ``select_related("usage")`` when the caller joined
+    it, else one query."""
+    if ModelEntry.usage.is_cached(entry):
+        try:
+            return entry.usage
+        except EntryUsage.DoesNotExist:
+            return None
     return EntryUsage.objects.filter(entry=entry).defer("shared").first()
 
 

@@ -58,11 +58,11 @@ def backend_disk_total(context, backend: str):
 
 
 @register.simple_tag
-def entry_activity_of(entry):
-    """Last activated / verified / used of one entry (``disk.Activity``), or None."""
+def entry_last_activated(entry):
+    """When the entry's model was last started, or None (one query)."""
     if entry is None:
         return None
-    return disk.entry_activity([entry]).get(entry.name)
+    return sources.last_activations([entry.name]).get(entry.name)
 
 
 def short_path(path: str) -> str:

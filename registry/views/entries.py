@@ -431,7 +431,12 @@ class ModelEntryDetailView(ModelEntryListView):
     partial_name = "drawer"
 
     def get(self, request, *args, **kwargs):
-        self.selected = get_object_or_404(ModelEntry, pk=kwargs["pk"])
+        # The drawer shows the size on disk of the last scan: joined here, not a query
+        # of its own (its per-file sharing list is not shown, so not loaded).
+        self.selected = get_object_or_404(
+            ModelEntry.objects.select_related("usage").defer("usage__shared"),
+            pk=kwargs["pk"],
+        )
         if request.htmx and not request.htmx.boosted:
             return render(
                 request,
