@@ -249,6 +249,12 @@ def _request_slot(request):
     return vllm_slot({"request": request})
 
 
+def _request_live_activation(request):
+    """The live vLLM activation from the request's cached slot status, or None."""
+    activation = getattr(_request_slot(request), "activation", None)
+    return activation if activation is not None and activation.is_live else None
+
+
 def request_active_name(request) -> str:
     """The live activation's logical name from the request's cached slot status.
 
@@ -443,8 +449,14 @@ class ModelEntryDetailView(ModelEntryListView):
                 "registry/modelentry_list.html#drawer",
                 {
                     "selected": self.selected,
+                    # The vLLM slot can only be serving a vLLM entry: the drawer of
+                    # any other asks nothing about it (its badge: health flags).
                     **drawer_context(
-                        request, self.selected, request_active_name(request)
+                        request,
+                        self.selected,
+                        request_active_name(request)
+                        if self.selected.backend == "vllm"
+                        else "",
                     ),
                 },
             )
@@ -469,7 +481,11 @@ def drawer_context(request, entry: ModelEntry, active_name: str) -> dict:
     last_change = {}
     for change in changes:
         last_change.setdefault(change.layer, change)
-    served_at = served_endpoint(entry)
+    served_at = (
+        served_endpoint(entry, live=_request_live_activation(request))
+        if entry.backend == "vllm"
+        else served_endpoint(entry)
+    )
     endpoint = served_at.url
     served = entry.served_model_id or entry.name
     runtime = request_runtime_flags(request).get(entry.name) or {}
