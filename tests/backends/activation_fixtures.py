@@ -79,11 +79,14 @@ class FakeVllmMixin:
             IMAGEWORKS_VLLM_ENV_ALLOWLIST=["PATH", *FAKE_ENV],
         )
         self.settings_override.enable()
+        # A cleanup, not tearDown: overrides a subclass enables later are undone first
+        # (last in, first out). Undone in the other order, Django restores the later
+        # override's snapshot, i.e. this one's settings, for every later test.
+        self.addCleanup(self.settings_override.disable)
         self.weights = self.tmp / "weights"
 
     def tearDown(self):
         kill_fakes()
-        self.settings_override.disable()
         for k, v in self._env_backup.items():
             if v is None:
                 os.environ.pop(k, None)
