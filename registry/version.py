@@ -35,6 +35,8 @@ LISTING_FIELDS = ("name", "search_text", "backend", "roles_key")
 
 _lock = threading.Lock()
 _memo: dict[str, tuple[str, object]] = {}
+#: name -> the lock held while that name's value is built (single flight)
+_building: dict[str, threading.Lock] = {}
 #: Per thread (and async task): inside a request, the version read first.
 _scope = Local()
 
@@ -116,12 +118,21 @@ def per_version(name: str, build: Callable[[], T]) -> T:
     version = listing_version()
     with _lock:
         hit = _memo.get(name)
+        gate = _building.setdefault(name, threading.Lock())
     if hit is not None and hit[0] == version:
         return hit[1]  # type: ignore[return-value]
-    value = build()
-    if listing_version(fresh=True) == version:
+    # One build at a time per name in this process: after a sync, the requests that
+    # arrive together on a threaded worker wait for the first one's value instead of
+    # each building the same index (and fighting over the GIL while they do).
+    with gate:
         with _lock:
-            _memo[name] = (version, value)
+            hit = _memo.get(name)
+        if hit is not None and hit[0] == version:
+            return hit[1]  # type: ignore[return-value]
+        value = build()
+        if listing_version(fresh=True) == version:
+            with _lock:
+                _memo[name] = (version, value)
     return value
 
 

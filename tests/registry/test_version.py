@@ -67,6 +67,41 @@ class VersionTests(TestCase):
         self.assertEqual(per_version("u", build), "mixed")
         self.assertEqual(per_version("u", lambda: "clean"), "clean")
 
+    def test_threads_asking_at_once_wait_for_one_build(self):
+        """After a sync, the requests a threaded worker holds all want the new
+        search index: one builds it, the others get that value."""
+        import threading
+        import time
+
+        started = threading.Event()
+        release = threading.Event()
+        calls = []
+
+        def build():
+            calls.append(threading.current_thread().name)
+            started.set()
+            release.wait(5)
+            return "index"
+
+        results = []
+        with mock.patch("registry.version.listing_version", return_value="v-test"):
+            threads = [
+                threading.Thread(
+                    target=lambda: results.append(per_version("one-flight", build))
+                )
+                for _ in range(4)
+            ]
+            threads[0].start()
+            started.wait(5)
+            for thread in threads[1:]:
+                thread.start()
+            time.sleep(0.2)  # let them reach the build (or the wait for it)
+            release.set()
+            for thread in threads:
+                thread.join(5)
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(results, ["index"] * 4)
+
     def test_per_registry_version_builds_once_per_key_and_any_bump_starts_afresh(self):
         build = mock.Mock(side_effect=lambda: build.call_count)
         self.assertEqual(per_registry_version("a", build), 1)
