@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from registry.normalize import to_bool
 
 from .constants import CURATED, LEGACY
 from .errors import LayerParseError
 from .merge import merge_entry_dicts
-from .style import DEFAULT_STYLE, JsonStyle, detect_style
+from .style import DEFAULT_STYLE, JsonStyle, detect_parsed_style
 
 
 @dataclass
@@ -197,11 +199,106 @@ def _line_column(data: bytes, offset: int) -> str:
     return f"byte {offset} (line {line} column {column})"
 
 
+#: Bytes -> "0" for a character of a number's digit run (a digit or "."), "d" for
+#: what may precede a number (``_BIG_NUMBER``'s delimiters, and "-"), "x" otherwise.
+_RUN_CLASSES = bytes(
+    ord("0")
+    if ch in b"0123456789."
+    else ord("d")
+    if ch in b":[, \t\n\r\f\v-"
+    else ord("x")
+    for ch in range(256)
+)
+_LONG_RUN = b"d" + b"0" * 19
+_SCAN_CHUNK = 1 << 18
+_BOM = b"\xef\xbb\xbf"
+
+
+def _may_hold_long_number(data: bytes) -> bool:
+    """True when *data* may hold a number of 19 or more digits (and dots).
+
+    A superset of ``_BIG_NUMBER``'s first branch (a delimiter, an optional "-", 19
+    digits), found by translating bytes into classes and one substring search per
+    chunk: ~20x faster than the regex, whose lookbehind makes it try every position.
+    Chunks overlap by the pattern's length, so no occurrence is cut in two.
+    """
+    for start in range(0, len(data), _SCAN_CHUNK):
+        chunk = data[start : start + _SCAN_CHUNK + len(_LONG_RUN) - 1]
+        if _LONG_RUN in chunk.translate(_RUN_CLASSES):
+            return True
+    return False
+
+
+def _orjson_depth_limit() -> int:
+    """The deepest nesting this orjson accepts (1024 in orjson 3.x), probed once."""
+    low, high = 0, 1 << 14
+    while low < high:
+        mid = (low + high + 1) // 2
+        try:
+            orjson.loads(b"[" * mid + b"]" * mid)
+        except orjson.JSONDecodeError:
+            high = mid - 1
+        else:
+            low = mid
+    return low
+
+
+#: Levels of lists wrapped around a file given to orjson, so that orjson accepts
+#: exactly the files nested at most _MAX_DEPTH levels deep (see _parse_fast).
+_DEPTH_PAD = _orjson_depth_limit() - _MAX_DEPTH
+
+
+def _parse_fast(data: bytes) -> list[Any] | None:
+    """The file's list parsed by orjson, or None when the standard path must decide.
+
+    Only for files the standard path reads exactly as orjson does; None for anything
+    else, so every refusal and its message come from the standard path unchanged:
+
+    - a number of 19+ digits (orjson turns integers beyond 64 bits into floats; the
+      standard path refuses them): None without parsing;
+    - anything orjson refuses (bad JSON or UTF-8, NaN/Infinity, which the standard
+      path reads as null, float overflow, control characters, lone surrogate
+      escapes, which the standard path refuses with their place): None;
+    - nesting: orjson accepts 1024 levels, ``json.loads`` fewer (its limit is
+      Python's recursion limit). The file is parsed inside _DEPTH_PAD extra lists, so
+      orjson accepts it only when it is at most _MAX_DEPTH deep, which the standard
+      path always reads; a deeper file is the standard path's to accept or refuse;
+    - a root that is not a list: None (the standard path words the refusal).
+
+    What both accept they read alike: same ints (at most 18 digits) and floats (both
+    round correctly), the last of duplicate keys at the first one's place, escapes.
+    """
+    if _DEPTH_PAD <= 0 or _may_hold_long_number(data):
+        return None
+    body = memoryview(data)[len(_BOM) :] if data.startswith(_BOM) else data
+    try:
+        value = orjson.loads(b"".join((b"[" * _DEPTH_PAD, body, b"]" * _DEPTH_PAD)))
+    except orjson.JSONDecodeError:
+        return None
+    for _ in range(_DEPTH_PAD):
+        # One element at every level, or the file was not one JSON value ("1], [2").
+        if len(value) != 1:
+            return None
+        value = value[0]
+    return value if isinstance(value, list) else None
+
+
 def _parse_json_list(path: Path, data: bytes) -> list[Any]:
     """Parse a layer file; anything a registry file cannot hold raises
     :class:`LayerParseError` (what and where): bad UTF-8, bad JSON, nesting deeper
     than the parser's limit, a root that is not a list, integers outside 64 bits,
     floats that overflow, lone surrogates.
+
+    Most files are read by orjson (:func:`_parse_fast`); it declines whatever the
+    standard path (:func:`_parse_standard`) might read differently or refuse.
+    """
+    items = _parse_fast(data)
+    return items if items is not None else _parse_standard(path, data)
+
+
+def _parse_standard(path: Path, data: bytes) -> list[Any]:
+    """:func:`_parse_json_list` with ``json.loads``: the reference for what is read
+    and the place of every refusal.
 
     Long on purpose: each refusal is a short branch with its own wording and place,
     and the fast path (plain ``json.loads``) must stay visible in one function.
@@ -531,7 +628,7 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
         items=items,
         entries=entries,
         problems=problems,
-        style=detect_style(data),
+        style=detect_parsed_style(data),
         sha256=hashlib.sha256(data).hexdigest(),
         mtime_ns=info.st_mtime_ns,
         size=info.st_size,
