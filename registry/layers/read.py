@@ -268,11 +268,22 @@ def _parse_fast(data: bytes) -> list[Any] | None:
     What both accept they read alike: same ints (at most 18 digits) and floats (both
     round correctly), the last of duplicate keys at the first one's place, escapes.
     """
-    if _DEPTH_PAD <= 0 or _may_hold_long_number(data):
+    if _DEPTH_PAD <= 0:
         return None
     body = memoryview(data)[len(_BOM) :] if data.startswith(_BOM) else data
+    return _parse_padded(b"".join((_PAD_OPEN, body, _PAD_CLOSE)))
+
+
+_PAD_OPEN = b"[" * max(_DEPTH_PAD, 0)
+_PAD_CLOSE = b"]" * max(_DEPTH_PAD, 0)
+
+
+def _parse_padded(padded: bytes | bytearray) -> list[Any] | None:
+    """:func:`_parse_fast` of a file already between _PAD_OPEN and _PAD_CLOSE."""
+    if _may_hold_long_number(padded):
+        return None
     try:
-        value = orjson.loads(b"".join((b"[" * _DEPTH_PAD, body, b"]" * _DEPTH_PAD)))
+        value = orjson.loads(padded)
     except orjson.JSONDecodeError:
         return None
     for _ in range(_DEPTH_PAD):
@@ -281,6 +292,26 @@ def _parse_fast(data: bytes) -> list[Any] | None:
             return None
         value = value[0]
     return value if isinstance(value, list) else None
+
+
+def _read_padded(fh: Any, size: int) -> tuple[bytearray, memoryview] | None:
+    """The file read straight into a buffer between _PAD_OPEN and _PAD_CLOSE (what
+    orjson is given: no 80 MB copy), and a view of the file's bytes in it; None
+    when the file is not *size* bytes long any more (read it plainly)."""
+    pad = len(_PAD_OPEN)
+    buf = bytearray(pad + size + pad)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        chunk = fh.readinto(view[pad + got : pad + size])
+        if not chunk:
+            return None
+        got += chunk
+    if fh.read(1):
+        return None
+    buf[:pad] = _PAD_OPEN
+    buf[pad + size :] = _PAD_CLOSE
+    return buf, view[pad : pad + size]
 
 
 def _parse_json_list(path: Path, data: bytes) -> list[Any]:
@@ -601,10 +632,15 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
     root that is not a list raise :class:`LayerParseError`.
     """
     path = Path(path)
+    padded: tuple[bytearray, memoryview] | None = None
     try:
         with open(path, "rb") as fh:
             info = os.fstat(fh.fileno())
-            data = fh.read()
+            if _DEPTH_PAD > 0 and info.st_size > 0:
+                padded = _read_padded(fh, info.st_size)
+            if padded is None:
+                fh.seek(0)
+                data = fh.read()
     except FileNotFoundError:
         return Layer(name, path, False, [], {}, [])
     except IsADirectoryError:
@@ -615,11 +651,23 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
         raise LayerParseError(
             path, f"cannot be read ({exc.strerror})", "the whole file"
         ) from None
-    items = _parse_json_list(path, data)
+    if padded is None:
+        buf: bytes | bytearray = data
+        start, end = 0, len(data)
+        items = _parse_json_list(path, data)
+    else:
+        buf, content = padded
+        start, end = len(_PAD_OPEN), len(_PAD_OPEN) + len(content)
+        if buf.startswith(_BOM, start):
+            items = _parse_json_list(path, content.tobytes())
+        else:
+            items = _parse_padded(buf)
+            if items is None:
+                items = _parse_standard(path, content.tobytes())
     # A NUL can only be written escaped in valid JSON: scan the entries for one only
     # when the escape appears somewhere in the file (one fast search).
     entries, problems = _collect_entries(
-        path.name, name, items, check_nul=b"\\u0000" in data
+        path.name, name, items, check_nul=buf.find(b"\\u0000", start, end) >= 0
     )
     return Layer(
         name=name,
@@ -628,8 +676,8 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
         items=items,
         entries=entries,
         problems=problems,
-        style=detect_parsed_style(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        style=detect_parsed_style(buf, start, end),
+        sha256=hashlib.sha256(memoryview(buf)[start:end]).hexdigest(),
         mtime_ns=info.st_mtime_ns,
         size=info.st_size,
     )
