@@ -736,41 +736,42 @@ def _is_merge(item, entry: layers.MergedEntry) -> bool:
     if cur is None or disc is None:
         base = (cur if cur is not None else disc) or {}
         return item == base and list(item) == list(base)
-    order = list(disc) + [k for k, v in cur.items() if v is not None and k not in disc]
-    return list(item) == order and _merge_equals(item, disc, cur)
+    expected = _merge_like(item, disc, cur)
+    return expected is not None and list(item) == list(expected) and item == expected
 
 
 _ABSENT = object()
 
 
-def _merge_equals(item, base, overlay) -> bool:
-    """``item == layers.merge_entry_dicts(base, overlay)``, computed without the merge
-    (same rule: ``None`` overlay values are skipped, dicts over dicts merge, anything
-    else replaces; dict equality ignores key order, as ``==`` does)."""
+def _merge_like(item, base, overlay) -> dict | None:
+    """A dict equal to *item* exactly when ``item == layers.merge_entry_dicts(base,
+    overlay)``, or None when a nested merge already differs; in the merge's key order.
+
+    Computed without the merge's copies (same rule: ``None`` overlay values are
+    skipped, dicts over dicts merge, anything else replaces): a shallow copy of
+    *base* with the overlay's values put in, and *item*'s own value at each key where
+    two dicts merge, once that value is checked the same way. The caller compares
+    it with *item* in one ``==``: the per-key work stays in C, which made the check
+    of a rewritten snapshot of 10,000 entries about twice as fast.
+    """
     if not isinstance(item, dict):
-        return False
-    if not isinstance(base, dict):
-        base = {}
-    size = len(base)
+        return None
+    expected = dict(base) if isinstance(base, dict) else {}
+    nested = []
     for key, value in overlay.items():
         if value is None:
             continue
-        if key not in base:
-            size += 1
-        current = base.get(key, _ABSENT)
-        if isinstance(value, dict) and isinstance(current, dict):
-            if not _merge_equals(item.get(key, _ABSENT), current, value):
-                return False
-        elif item.get(key, _ABSENT) != value:
-            return False
-    if len(item) != size:
-        return False
-    for key, value in base.items():
-        if overlay.get(key) is not None:
-            continue
-        if item.get(key, _ABSENT) != value:
-            return False
-    return True
+        if isinstance(value, dict) and isinstance(expected.get(key), dict):
+            nested.append(key)
+        else:
+            expected[key] = value
+    for key in nested:
+        sub = item.get(key, _ABSENT)
+        inner = _merge_like(sub, expected[key], overlay[key])
+        if inner is None or sub != inner:
+            return None
+        expected[key] = sub
+    return expected
 
 
 def _save_layer_files(registry: layers.Registry, snapshot_current: bool) -> None:

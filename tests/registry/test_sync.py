@@ -594,10 +594,11 @@ _layer_dict = st.dictionaries(st.sampled_from("abcdef"), _json_value, max_size=5
     curated=st.one_of(st.none(), _layer_dict),
     discovered=st.one_of(st.none(), _layer_dict),
     other=_layer_dict,
-    mutate=st.sampled_from(["same", "other", "reordered", "built"]),
+    mutate=st.sampled_from(["same", "other", "reordered", "built", "deep"]),
+    leaf=_json_value,
 )
 def test_snapshot_check_without_merging_agrees_with_merging(
-    curated, discovered, other, mutate
+    curated, discovered, other, mutate, leaf
 ):
     """``sync.snapshot_matches`` walks snapshot items against the two layers instead
     of merging every entry first; per entry it must answer exactly what comparing
@@ -610,8 +611,14 @@ def test_snapshot_check_without_merging_agrees_with_merging(
         "other": other,
         "reordered": dict(reversed(list(merged.items()))),
         "built": merged,
+        "deep": merged,
     }[mutate]
     item = json.loads(json.dumps(item))  # a parsed snapshot holds its own copies
+    if mutate == "deep":  # one value inside the deepest dict replaced (or added)
+        inner = item
+        while any(isinstance(v, dict) for v in inner.values()):
+            inner = next(v for v in inner.values() if isinstance(v, dict))
+        inner[next(iter(inner), "z")] = leaf
     entry = layers.MergedEntry("x", curated, discovered, False)
     if mutate == "built":
         entry.merged  # noqa: B018 - the compare must also work with it built
