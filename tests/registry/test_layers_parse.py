@@ -272,3 +272,14 @@ def json_like(draw) -> bytes:
 @given(data=json_like())
 def test_raw_json_text_reads_alike(tmp_path, monkeypatch, data):
     assert_same_reading(tmp_path, data, monkeypatch)
+
+
+def test_big_file_reads_alike_with_its_sha256(tmp_path, monkeypatch):
+    """Files over a megabyte are hashed on another thread while they are parsed."""
+    items = [
+        {"name": f"model-{i}", "n": i, "x": 0.5 + i, "s": "é" * 50} for i in range(6000)
+    ]
+    data = json.dumps(items, indent=2).encode()
+    assert len(data) > read_module._HASH_BESIDE_MIN
+    assert fast_reads(data)
+    assert assert_same_reading(tmp_path, data, monkeypatch) == "items"
