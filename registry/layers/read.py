@@ -285,7 +285,10 @@ def _parse_padded(padded: bytes | bytearray) -> list[Any] | None:
         return None
     try:
         value = orjson.loads(padded)
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, MemoryError):
+        # MemoryError: orjson reserves (without touching most of it) room for the
+        # worst case, ~8 bytes per byte of input; where memory is not overcommitted
+        # that can fail, and the standard path needs less.
         return None
     for _ in range(_DEPTH_PAD):
         # One element at every level, or the file was not one JSON value ("1], [2").
