@@ -651,6 +651,9 @@ class _Sha256Beside(threading.Thread):
 
 
 _HASH_BESIDE_MIN = 1 << 20  # smaller files: a thread costs more than it saves
+#: The escape of a NUL; ``re`` finds it about twice as fast as ``bytes.find`` (whose
+#: skip table is keyed on "0", a common byte).
+_NUL_ESCAPE = re.compile(rb"\\u0000")
 
 
 def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
@@ -704,7 +707,7 @@ def read_layer(path: str | os.PathLike[str], name: str) -> Layer:
     # A NUL can only be written escaped in valid JSON: scan the entries for one only
     # when the escape appears somewhere in the file (one fast search).
     entries, problems = _collect_entries(
-        path.name, name, items, check_nul=buf.find(b"\\u0000", start, end) >= 0
+        path.name, name, items, check_nul=bool(_NUL_ESCAPE.search(buf, start, end))
     )
     return Layer(
         name=name,
