@@ -51,6 +51,44 @@ def detect_style(text: str | bytes) -> JsonStyle:
     )
 
 
+_INDENT_BYTES_RE = re.compile(rb"\n([ \t]+)\S")
+_JSON_SPACE = b" \t\n\r"
+
+
+def detect_parsed_style(
+    data: bytes | bytearray, start: int = 0, end: int | None = None
+) -> JsonStyle:
+    """:func:`detect_style` of ``data[start:end]``, bytes that ``json.loads`` accepted,
+    without decoding or copying them (a layer file is tens of megabytes). Bytes of
+    *data* outside the range must be ASCII and not newlines (the reader's padding).
+
+    The same answer for such bytes: they are UTF-8 (ASCII exactly when the text is),
+    only JSON whitespace surrounds the document (what ``str.strip`` removes), and a
+    raw newline is never inside a string, so what follows an indent is ASCII.
+    """
+    end = len(data) if end is None else end
+    trailing_newline = end > start and data[end - 1] == ord("\n")
+    while start < end and data[start] in _JSON_SPACE:
+        start += 1
+    while end > start and data[end - 1] in _JSON_SPACE:
+        end -= 1
+    match = _INDENT_BYTES_RE.search(data, start, end)
+    if match:
+        ws = match.group(1).decode("ascii")
+        indent: int | str | None = len(ws) if set(ws) == {" "} else ws
+    elif data.find(b"\n", start, end) < 0 and (
+        end - start > 2 or bytes(data[start:end]) not in (b"", b"[]")
+    ):
+        indent = None
+    else:
+        indent = DEFAULT_STYLE.indent
+    return JsonStyle(
+        indent=indent,
+        ensure_ascii=data.isascii(),
+        trailing_newline=trailing_newline,
+    )
+
+
 def dumps(items: Any, style: JsonStyle = DEFAULT_STYLE) -> bytes:
     """Serialize *items* the way :func:`detect_style` saw them (UTF-8 bytes)."""
     text = json.dumps(items, indent=style.indent, ensure_ascii=style.ensure_ascii)

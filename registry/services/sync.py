@@ -377,10 +377,7 @@ def _compare(
         if fingerprint == merged_entry.fingerprint:
             result.unchanged += 1
             # Checked without denormalising the whole entry.
-            peek = {
-                key: _merged_value(merged_entry, key)
-                for key in ("metadata", "backend_config", "download_path")
-            }
+            peek = _peek(merged_entry)
             new_testing = normalize.is_testing(name, peek["metadata"], patterns)
             new_installed = _installed(peek, installed)
             if new_testing == testing and new_installed == installed:
@@ -554,6 +551,32 @@ def _history(
             )
         )
     return out
+
+
+#: The merged values an unchanged entry is re-checked with: what ``is_testing`` and
+#: ``_installed`` read (``metadata.testing``, ``backend_config.model_path``).
+_PEEKED = (("metadata", "testing"), ("backend_config", "model_path"))
+
+
+def _peek(entry: layers.MergedEntry) -> dict:
+    """The part of ``entry.merged`` that ``is_testing`` and ``_installed`` read: for
+    ``metadata`` and ``backend_config``, the merged value itself when it is not an
+    object, else an object holding only the one key they read (merging both whole
+    objects per unchanged entry was a tenth of a one-entry re-sync)."""
+    peek = {"download_path": _merged_value(entry, "download_path")}
+    for key, sub in _PEEKED:
+        cur = (entry.curated or {}).get(key)
+        disc = (entry.discovered or {}).get(key)
+        if not (isinstance(cur, dict) and isinstance(disc, dict)):
+            value = disc if cur is None else cur
+            if isinstance(value, dict):
+                value = {sub: value[sub]} if sub in value else {}
+            peek[key] = value
+            continue
+        part = {sub: disc[sub]} if sub in disc else {}
+        overlay = {sub: cur[sub]} if sub in cur else {}
+        peek[key] = layers.merge_entry_dicts(part, overlay)
+    return peek
 
 
 def _merged_value(entry: layers.MergedEntry, key: str):
@@ -753,41 +776,42 @@ def _is_merge(item, entry: layers.MergedEntry) -> bool:
     if cur is None or disc is None:
         base = (cur if cur is not None else disc) or {}
         return item == base and list(item) == list(base)
-    order = list(disc) + [k for k, v in cur.items() if v is not None and k not in disc]
-    return list(item) == order and _merge_equals(item, disc, cur)
+    expected = _merge_like(item, disc, cur)
+    return expected is not None and list(item) == list(expected) and item == expected
 
 
 _ABSENT = object()
 
 
-def _merge_equals(item, base, overlay) -> bool:
-    """``item == layers.merge_entry_dicts(base, overlay)``, computed without the merge
-    (same rule: ``None`` overlay values are skipped, dicts over dicts merge, anything
-    else replaces; dict equality ignores key order, as ``==`` does)."""
+def _merge_like(item, base, overlay) -> dict | None:
+    """A dict equal to *item* exactly when ``item == layers.merge_entry_dicts(base,
+    overlay)``, or None when a nested merge already differs; in the merge's key order.
+
+    Computed without the merge's copies (same rule: ``None`` overlay values are
+    skipped, dicts over dicts merge, anything else replaces): a shallow copy of
+    *base* with the overlay's values put in, and *item*'s own value at each key where
+    two dicts merge, once that value is checked the same way. The caller compares
+    it with *item* in one ``==``: the per-key work stays in C, which made the check
+    of a rewritten snapshot of 10,000 entries about twice as fast.
+    """
     if not isinstance(item, dict):
-        return False
-    if not isinstance(base, dict):
-        base = {}
-    size = len(base)
+        return None
+    expected = dict(base) if isinstance(base, dict) else {}
+    nested = []
     for key, value in overlay.items():
         if value is None:
             continue
-        if key not in base:
-            size += 1
-        current = base.get(key, _ABSENT)
-        if isinstance(value, dict) and isinstance(current, dict):
-            if not _merge_equals(item.get(key, _ABSENT), current, value):
-                return False
-        elif item.get(key, _ABSENT) != value:
-            return False
-    if len(item) != size:
-        return False
-    for key, value in base.items():
-        if overlay.get(key) is not None:
-            continue
-        if item.get(key, _ABSENT) != value:
-            return False
-    return True
+        if isinstance(value, dict) and isinstance(expected.get(key), dict):
+            nested.append(key)
+        else:
+            expected[key] = value
+    for key in nested:
+        sub = item.get(key, _ABSENT)
+        inner = _merge_like(sub, expected[key], overlay[key])
+        if inner is None or sub != inner:
+            return None
+        expected[key] = sub
+    return expected
 
 
 def _save_layer_files(registry: layers.Registry, snapshot_current: bool) -> None:

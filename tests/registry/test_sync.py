@@ -17,7 +17,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 
-from registry import layers
+from registry import layers, normalize
 from registry.audit import Actor
 from registry.choices import Action, ChangeKind, Outcome
 from registry.diffing import diff_entries
@@ -594,10 +594,11 @@ _layer_dict = st.dictionaries(st.sampled_from("abcdef"), _json_value, max_size=5
     curated=st.one_of(st.none(), _layer_dict),
     discovered=st.one_of(st.none(), _layer_dict),
     other=_layer_dict,
-    mutate=st.sampled_from(["same", "other", "reordered", "built"]),
+    mutate=st.sampled_from(["same", "other", "reordered", "built", "deep"]),
+    leaf=_json_value,
 )
 def test_snapshot_check_without_merging_agrees_with_merging(
-    curated, discovered, other, mutate
+    curated, discovered, other, mutate, leaf
 ):
     """``sync.snapshot_matches`` walks snapshot items against the two layers instead
     of merging every entry first; per entry it must answer exactly what comparing
@@ -610,10 +611,56 @@ def test_snapshot_check_without_merging_agrees_with_merging(
         "other": other,
         "reordered": dict(reversed(list(merged.items()))),
         "built": merged,
+        "deep": merged,
     }[mutate]
     item = json.loads(json.dumps(item))  # a parsed snapshot holds its own copies
+    if mutate == "deep":  # one value inside the deepest dict replaced (or added)
+        inner = item
+        while any(isinstance(v, dict) for v in inner.values()):
+            inner = next(v for v in inner.values() if isinstance(v, dict))
+        inner[next(iter(inner), "z")] = leaf
     entry = layers.MergedEntry("x", curated, discovered, False)
     if mutate == "built":
         entry.merged  # noqa: B018 - the compare must also work with it built
     expected = item == merged and list(item) == list(merged)
     assert _is_merge(item, entry) == expected
+
+
+_peek_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 2), st.sampled_from(["", " /m ", "true"])
+)
+_peek_sub = st.one_of(
+    _peek_leaf,
+    st.lists(_peek_leaf, max_size=2),
+    st.dictionaries(
+        st.sampled_from(["testing", "model_path", "other"]),
+        st.one_of(_peek_leaf, st.dictionaries(st.just("x"), _peek_leaf, max_size=1)),
+        max_size=3,
+    ),
+)
+_peek_layer = st.dictionaries(
+    st.sampled_from(["metadata", "backend_config", "download_path", "name"]),
+    _peek_sub,
+    max_size=4,
+)
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(
+    curated=st.one_of(st.none(), _peek_layer),
+    discovered=st.one_of(st.none(), _peek_layer),
+)
+def test_unchanged_entry_recheck_reads_what_the_merge_holds(curated, discovered):
+    """A re-sync re-checks ``testing`` and ``installed`` of every unchanged entry from
+    a partial merge; both must come out as from the whole merged entry."""
+    from registry.services.sync import _installed, _peek
+
+    entry = layers.MergedEntry("x", curated, discovered, False)
+    merged = layers.merged_view(curated, discovered)
+    peek = _peek(entry)
+    for name in ("x", "test-model"):
+        assert normalize.is_testing(name, peek["metadata"]) == normalize.is_testing(
+            name, merged.get("metadata")
+        )
+    assert normalize.model_dir(peek) == normalize.model_dir(merged)
+    assert _installed(peek, True) == _installed(merged, True)
