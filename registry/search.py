@@ -257,7 +257,13 @@ def search_queryset(queryset: QuerySet, query: str) -> QuerySet:
     if not query:
         return queryset
     index = search_index(queryset.model)
-    allowed = set(queryset.order_by().values_list("pk", flat=True))
+    # The rows the other filters kept, or None (every row, no query) when nothing
+    # narrowed the queryset: a plain search skips fetching all 10,000 pks.
+    allowed = (
+        set(queryset.order_by().values_list("pk", flat=True))
+        if queryset.query.where
+        else None
+    )
     ranked = index.ranking(query, allowed)
     if not ranked:
         return queryset.none()

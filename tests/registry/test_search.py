@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import random
 
+from django.db import connection
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 from rapidfuzz import fuzz, utils
 
 from registry import search
@@ -194,3 +196,33 @@ class SearchQuerysetTests(TestCase):
 
     def test_it_returns_none_when_nothing_matches(self):
         self.assertEqual(self.names("zzzzqqqq"), [])
+
+    def test_a_plain_search_fetches_no_pks_and_ranks_like_a_narrowed_one(self):
+        """Nothing narrowed: every row may match, so the pks are not fetched; the
+        result is the one an always-true filter (which does fetch them) gives."""
+        for query in ("qwen", "Florance", "siglip", "gpt oss", "llava"):
+            with CaptureQueriesContext(connection) as plain_queries:
+                plain = list(
+                    search_queryset(ModelEntry.objects.all(), query).values_list(
+                        "pk", flat=True
+                    )
+                )
+            narrowed = list(
+                search_queryset(
+                    ModelEntry.objects.filter(pk__gte=0), query
+                ).values_list("pk", flat=True)
+            )
+            self.assertEqual(plain, narrowed, query)
+            self.assertTrue(plain, query)
+            # The index (built once) aside, one query: the ranked rows themselves.
+            fetched = [
+                q["sql"]
+                for q in plain_queries.captured_queries
+                if "search_text" not in q["sql"] and "registryversion" not in q["sql"]
+            ]
+            self.assertEqual(len(fetched), 1, fetched)
+
+    def test_a_narrowed_search_only_returns_rows_the_filters_kept(self):
+        vllm = ModelEntry.objects.filter(backend="vllm")
+        names = set(search_queryset(vllm, "qwen").values_list("backend", flat=True))
+        self.assertEqual(names, {"vllm"})
