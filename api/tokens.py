@@ -50,7 +50,7 @@ OPEN_READ_PERMISSION = "registry.view_modelentry"
 USAGE_WRITE_INTERVAL = 60
 
 _pending_lock = threading.Lock()
-_pending_uses: dict[int, int] = {}
+_pending_uses: dict[str, int] = {}
 
 
 class TokenError(Exception):
@@ -347,13 +347,15 @@ def _note_use(token: ApiToken, request) -> None:
     ip = request.META.get("REMOTE_ADDR") or None
     now = timezone.now()
     with _pending_lock:
-        pending = _pending_uses.get(token.pk, 0) + 1
+        # Keyed by the secret's hash, not the pk: a pk can come back (a test database
+        # rolled back, a restored backup) and must not inherit another token's count.
+        pending = _pending_uses.get(token.key_hash, 0) + 1
         due = (
             token.last_used is None
             or (now - token.last_used).total_seconds() >= USAGE_WRITE_INTERVAL
             or token.last_used_ip != ip
         )
-        _pending_uses[token.pk] = 0 if due else pending
+        _pending_uses[token.key_hash] = 0 if due else pending
     if due:
         ApiToken.objects.filter(pk=token.pk).update(
             last_used=now,
