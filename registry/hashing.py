@@ -155,7 +155,7 @@ def _resolve_root(root: str | os.PathLike[str]) -> Path:
     if isinstance(root, str) and not root.strip():
         # The original hashed the current working directory for model_path="".
         raise HashError("model path is empty")
-    path = Path(root).expanduser()
+    path = Path(os.path.expanduser(root))  # an unknown ~user: left as written
     try:
         st = path.stat()  # follows a symlinked root, like rglob does
     except FileNotFoundError:

@@ -12,8 +12,10 @@ by the original tools.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 # --------------------------------------------------------------------------------------
@@ -211,6 +213,16 @@ def clean_str(value: Any) -> str:
     if value is None or isinstance(value, Mapping | list | bool):
         return ""
     return str(value).strip()
+
+
+def local_path(path: str | os.PathLike[str]) -> Path:
+    """*path* with ``~`` / ``~user`` expanded, for paths read from registry files.
+
+    ``Path.expanduser()`` raises ``RuntimeError`` for a user this machine does not
+    know (``~ghost/models``); such a path is left as written, so it is reported as
+    missing files instead of breaking a sync or a page.
+    """
+    return Path(os.path.expanduser(path))
 
 
 def model_dir(merged: Mapping[str, Any]) -> str:

@@ -269,11 +269,11 @@ def resolve_model_path(
     if not check:
         # Files live elsewhere (proxy mode): still refuse paths outside the roots,
         # lexically (``..`` collapsed), since the local filesystem cannot tell more.
-        path = Path(candidates[0]).expanduser()
+        path = Path(os.path.expanduser(candidates[0]))
         _check_roots(Path(os.path.normpath(path)), cfg)
         return str(path)
     for raw in candidates:
-        path = Path(raw).expanduser()
+        path = Path(os.path.expanduser(raw))
         if path.exists():
             _check_roots(path, cfg)
             return str(path)
@@ -287,7 +287,7 @@ def _check_roots(path: Path, cfg: VllmConfig) -> None:
     resolved = path.resolve()
     for root in cfg.model_roots:
         try:
-            resolved.relative_to(Path(root).expanduser().resolve())
+            resolved.relative_to(Path(os.path.expanduser(root)).resolve())
             return
         except ValueError:
             continue
@@ -310,7 +310,7 @@ def resolve_chat_template(
     raw = tmpl.get("path") if isinstance(tmpl, Mapping) else None
     if is_unset(raw) or not isinstance(raw, str):
         return None
-    path = Path(raw.strip()).expanduser()
+    path = Path(os.path.expanduser(raw.strip()))
     if not check:
         return str(path)
     candidates = [path]

@@ -18,11 +18,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from backends import gpu as gpu_mod
 from backends.choices import ActivationMode
 from backends.models import Activation, MemoryMeasurement
+from registry.normalize import local_path
 
 from . import fit, process
 from .server import identity
@@ -69,7 +69,7 @@ def record_measurement(
         return None
     if estimate is None and act.entry is not None and act.entry.model_dir:
         estimate = fit.estimate(
-            Path(act.entry.model_dir).expanduser(),
+            local_path(act.entry.model_dir),
             act.command or [],
             snapshot,
             reclaimable=held,

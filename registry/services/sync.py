@@ -598,7 +598,7 @@ def _installed(merged: dict, previous: bool | None = None) -> bool | None:
     if not path or path.startswith("ollama:"):
         return previous
     try:
-        return Path(path).expanduser().is_dir()
+        return normalize.local_path(path).is_dir()
     except OSError:
         return False
 

@@ -15,6 +15,7 @@ from ... import hashing, layers, normalize
 from ...audit import Actor, record
 from ...choices import Outcome
 from ...models import ActionLog, Job, ModelEntry
+from ...normalize import local_path
 from ..writeback import EntryNotFound, current_layers
 from .errors import (
     NOT_APPLICABLE_MESSAGE,
@@ -97,7 +98,7 @@ def check_model_root(path: Path) -> None:
         return
     real = os.path.realpath(path)
     for root in roots:
-        real_root = os.path.realpath(Path(root).expanduser())
+        real_root = os.path.realpath(local_path(root))
         if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
             return
     raise OutsideModelRoots(
@@ -120,7 +121,7 @@ def resolve_model_dir(merged: dict) -> Path:
         raise ModelFilesMissing(
             "No model path recorded (backend_config.model_path or download_path)"
         )
-    path = Path(raw).expanduser()
+    path = local_path(raw)
     check_model_root(path)
     return path
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ... import hashing
 from ...models import ModelEntry
+from ...normalize import local_path
 from .common import stored_files
 from .errors import describe_diff
 
@@ -63,7 +64,7 @@ def last_verify_stale(entry: ModelEntry) -> str | None:
     if entry.last_verified_at is None:
         return "no verify time recorded"
     try:
-        path = Path(entry.model_dir).expanduser()
+        path = local_path(entry.model_dir)
     except (TypeError, ValueError):
         return "no model path"
     return changed_since(path, entry.last_verified_at, stored_files(entry.merged or {}))
@@ -107,7 +108,7 @@ def lock_gate(entry: ModelEntry) -> GateResult:
             False,
             f"Last verify found {actual[:12]}, the locked hash is {expected[:12]} — run Verify",
         )
-    path = Path(entry.model_dir).expanduser()
+    path = local_path(entry.model_dir)
     if not path.is_dir():
         return GateResult(False, f"Model files not found at {path}")
     why = changed_since(path, entry.last_verified_at, stored_files(entry.merged or {}))
