@@ -240,7 +240,9 @@ def _sync(
     if registry.snapshot is not None and not snapshot_current:
         # After the commit: no transaction around file I/O. A page load does not wait
         # for a busy lock: its holder is a writer, which rewrites the snapshot too.
-        repair_snapshot(actor, wait=REPAIR_LOCK_TIMEOUT if explicit else 0)
+        repair_snapshot(
+            actor, wait=REPAIR_LOCK_TIMEOUT if explicit else 0, loaded=registry
+        )
     return result
 
 
@@ -277,13 +279,20 @@ def _serialise_syncs() -> None:
 REPAIR_LOCK_TIMEOUT = 10.0
 
 
-def repair_snapshot(actor: Actor, wait: float = REPAIR_LOCK_TIMEOUT) -> bool:
+def repair_snapshot(
+    actor: Actor,
+    wait: float = REPAIR_LOCK_TIMEOUT,
+    *,
+    loaded: layers.Registry | None = None,
+) -> bool:
     """Rewrite ``model_registry.json`` when it is not the merge of the layers (a
     writer killed between its layer write and its snapshot write); True if it did.
 
     Under the registry lock (taking it also removes the temp files dead writers left,
     ``layers.remove_dead_temps``), the files are read again: a writer that held the
     lock has finished, and its own snapshot is not mistaken for a stale one. The
+    registry the caller *loaded* is reused instead when none of the three files moved
+    since it was read (same size and modification time), as after most syncs. The
     rewrite is audited as a repair. A read-only folder, a busy lock or a broken file
     leave the snapshot as it is (the next sync or write tries again); never raises.
     """
@@ -292,7 +301,11 @@ def repair_snapshot(actor: Actor, wait: float = REPAIR_LOCK_TIMEOUT) -> bool:
     folder = registry_dir()
     try:
         with layers.registry_lock(folder, wait):
-            registry = layers.load_registry(folder)
+            registry = (
+                loaded
+                if loaded is not None and _still_as_read(loaded, folder)
+                else layers.load_registry(folder)
+            )
             if registry.snapshot is None or layers.snapshot_matches(registry):
                 return False
             data = snapshot_bytes([entry.merged for entry in registry.entries.values()])
@@ -317,6 +330,26 @@ def repair_snapshot(actor: Actor, wait: float = REPAIR_LOCK_TIMEOUT) -> bool:
         "layer files (a write was interrupted); rewritten from them.",
         details={"file": str(path), "entries": len(registry.entries)},
     )
+    return True
+
+
+def _still_as_read(registry: layers.Registry, folder: Path) -> bool:
+    """True when the three files have the size and modification time they had when
+    *registry* was read from *folder* (so reading them again would give the same)."""
+    if registry.migrated or registry.dir != folder:
+        return False
+    read = {
+        layers.CURATED: registry.curated,
+        layers.DISCOVERED: registry.discovered,
+        layers.SNAPSHOT: registry.snapshot,
+    }
+    for key, sig in layers.layer_signatures(folder).items():
+        layer = read[key]
+        was = (
+            (layer.mtime_ns, layer.size) if layer is not None and layer.exists else None
+        )
+        if sig != was:
+            return False
     return True
 
 

@@ -664,3 +664,54 @@ def test_unchanged_entry_recheck_reads_what_the_merge_holds(curated, discovered)
         )
     assert normalize.model_dir(peek) == normalize.model_dir(merged)
     assert _installed(peek, True) == _installed(merged, True)
+
+
+class SnapshotRepairReuseTests(RegistryDirMixin, TestCase):
+    """A sync that finds the snapshot stale rewrites it from what it already read, and
+    reads the files again only when one moved in between."""
+
+    def setUp(self):
+        super().setUp()
+        self.write(layers.CURATED_FILE, [_entry("alpha", display_name="Alpha")])
+        self.write(layers.DISCOVERED_FILE, [_entry("alpha"), _entry("beta")])
+        from registry.layers.style import snapshot_bytes
+
+        merged = layers.export_merged(layers.load_registry(self.dir))
+        (self.dir / layers.SNAPSHOT_FILE).write_bytes(snapshot_bytes(merged))
+        self.sync()
+        # Another tool edits the curated layer and leaves the snapshot as it was.
+        self.write(layers.CURATED_FILE, [_entry("alpha", display_name="Edited")])
+
+    def snapshot_names(self) -> dict[str, str]:
+        items = json.loads((self.dir / layers.SNAPSHOT_FILE).read_text())
+        return {item["name"]: item.get("display_name") for item in items}
+
+    def test_the_repair_reuses_the_registry_the_sync_read(self):
+        from unittest import mock
+
+        with mock.patch.object(
+            layers, "load_registry", wraps=layers.load_registry
+        ) as load:
+            self.sync()
+        self.assertEqual(load.call_count, 1)
+        self.assertEqual(self.snapshot_names()["alpha"], "Edited")
+        self.assertTrue(
+            ActionLog.objects.filter(action=Action.REPAIR).exists(),
+            "the repair is still audited",
+        )
+
+    def test_a_file_that_moved_after_the_read_is_read_again(self):
+        from unittest import mock
+
+        from registry.services import sync as sync_service
+
+        real_repair = sync_service.repair_snapshot
+
+        def edit_then_repair(*args, **kwargs):
+            # A writer changes the layer between the sync's read and the repair.
+            self.write(layers.CURATED_FILE, [_entry("alpha", display_name="Later")])
+            return real_repair(*args, **kwargs)
+
+        with mock.patch.object(sync_service, "repair_snapshot", edit_then_repair):
+            self.sync()
+        self.assertEqual(self.snapshot_names()["alpha"], "Later")
