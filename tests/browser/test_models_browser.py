@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import re
-from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import expect
 
+from registry.services.sync import SyncResult
 from tests.registry.page_fixtures import seed_scenario
 from tests.utils import create_model_entry
 
@@ -115,12 +115,9 @@ def fake_sync(monkeypatch):
     def sync_registry(actor=None, *, force=False, **kwargs):
         if kwargs.get("explicit", True):  # page loads run implicit syncs too
             calls.append(actor.name)
-        return SimpleNamespace(
-            error="",
-            problems=[],
-            no_change=False,
-            summary=lambda: "Registry reloaded: 1 added, 0 changed, 0 removed.",
-        )
+        return SyncResult(
+            added=["recorded-by-the-fake"]
+        )  # "Registry reloaded: 1 added…"
 
     monkeypatch.setattr("registry.services.sync.sync_registry", sync_registry)
     return calls
