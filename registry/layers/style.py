@@ -37,18 +37,22 @@ def detect_style(text: str | bytes) -> JsonStyle:
         text = text.decode("utf-8", errors="replace")
     body = text.strip()
     match = _INDENT_RE.search(body)
-    if match:
-        ws = match.group(1)
-        indent: int | str | None = len(ws) if set(ws) == {" "} else ws
-    elif "\n" not in body and body not in ("", "[]"):
-        indent = None
-    else:
-        indent = DEFAULT_STYLE.indent
     return JsonStyle(
-        indent=indent,
+        indent=_indent(
+            match.group(1) if match else None,
+            "\n" not in body and body not in ("", "[]"),
+        ),
         ensure_ascii=text.isascii(),
         trailing_newline=text.endswith("\n"),
     )
+
+
+def _indent(ws: str | None, one_line: bool) -> int | str | None:
+    """The indent of a document whose first indented line starts with *ws* (None: no
+    indented line); *one_line*: a non-empty document without a newline."""
+    if ws is not None:
+        return len(ws) if set(ws) == {" "} else ws
+    return None if one_line else DEFAULT_STYLE.indent
 
 
 _INDENT_BYTES_RE = re.compile(rb"\n([ \t]+)\S")
@@ -73,17 +77,12 @@ def detect_parsed_style(
     while end > start and data[end - 1] in _JSON_SPACE:
         end -= 1
     match = _INDENT_BYTES_RE.search(data, start, end)
-    if match:
-        ws = match.group(1).decode("ascii")
-        indent: int | str | None = len(ws) if set(ws) == {" "} else ws
-    elif data.find(b"\n", start, end) < 0 and (
-        end - start > 2 or bytes(data[start:end]) not in (b"", b"[]")
-    ):
-        indent = None
-    else:
-        indent = DEFAULT_STYLE.indent
     return JsonStyle(
-        indent=indent,
+        indent=_indent(
+            match.group(1).decode("ascii") if match else None,
+            data.find(b"\n", start, end) < 0
+            and (end - start > 2 or bytes(data[start:end]) not in (b"", b"[]")),
+        ),
         ensure_ascii=data.isascii(),
         trailing_newline=trailing_newline,
     )
