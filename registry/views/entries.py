@@ -261,11 +261,9 @@ def request_active_name(request) -> str:
     The activation badge template tag (``vllm_slot``) caches ``service.status()`` on
     the request; reading the active name from the same object saves a query per page.
     """
-    slot = _request_slot(request)
-    activation = getattr(slot, "activation", None)
-    if activation is not None and activation.is_live:
-        return slot.logical_name
-    return ""
+    if _request_live_activation(request) is None:
+        return ""
+    return _request_slot(request).logical_name
 
 
 class HtmxPartialMixin:
