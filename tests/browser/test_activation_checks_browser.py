@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from backends.models import Activation
 from backends.vllm import server, service
 from registry.audit import Actor
+from registry.choices import Outcome
 from registry.models import ActionLog
 from tests.backends.activation_fixtures import make_entry
 from tests.backends.model_files import fake_gpus, nvidia_smi_command, truncate
@@ -145,9 +146,17 @@ def test_check_button_and_the_override(
 
         override.check()
         reason.fill("shard 2 is re-downloading; testing the first half")
-        dialog.get_by_test_id("confirm-activate").click()
+        # The POST answers once its (inline) job has finished and the audit row is
+        # complete. The drawer's slot watch may show the model active a moment
+        # earlier, between the launch and the audit row's finish.
+        with pg.expect_response(
+            lambda r: r.request.method == "POST" and "/vllm/activate/" in r.url,
+            timeout=30_000,
+        ):
+            dialog.get_by_test_id("confirm-activate").click()
         expect(pg.get_by_test_id("drawer-active")).to_be_visible(timeout=30_000)
         row = ActionLog.objects.filter(action="activate").first()
+        assert row.outcome == Outcome.SUCCEEDED
         assert row.user_name == "alice"
         assert (
             row.details["reason"] == "shard 2 is re-downloading; testing the first half"
