@@ -33,6 +33,20 @@ SLOW = 20_000
 GOOD, BROKEN = "qwen2.5-vl-7b-instruct_(AWQ)", "gemma-3-12b_(truncated)"
 
 
+def confirm_and_wait(pg, button, path: str) -> None:
+    """Click ``button`` and wait for its POST's answer.
+
+    The POST answers once its (inline) job has finished and its audit row is
+    complete. The drawer's slot watch may show the new state a moment earlier,
+    between the process change and the audit row's finish, so a test that reads
+    the audit row waits for this answer rather than for the drawer.
+    """
+    with pg.expect_response(
+        lambda r: r.request.method == "POST" and path in r.url, timeout=30_000
+    ):
+        button.click()
+
+
 @pytest.fixture
 def gpu_host(settings, tmp_path, monkeypatch, transactional_db, personas):
     """A fake vLLM launcher, a fake GPU, a good entry and one with a truncated shard."""
@@ -146,14 +160,9 @@ def test_check_button_and_the_override(
 
         override.check()
         reason.fill("shard 2 is re-downloading; testing the first half")
-        # The POST answers once its (inline) job has finished and the audit row is
-        # complete. The drawer's slot watch may show the model active a moment
-        # earlier, between the launch and the audit row's finish.
-        with pg.expect_response(
-            lambda r: r.request.method == "POST" and "/vllm/activate/" in r.url,
-            timeout=30_000,
-        ):
-            dialog.get_by_test_id("confirm-activate").click()
+        confirm_and_wait(
+            pg, dialog.get_by_test_id("confirm-activate"), "/vllm/activate/"
+        )
         expect(pg.get_by_test_id("drawer-active")).to_be_visible(timeout=30_000)
         row = ActionLog.objects.filter(action="activate").first()
         assert row.outcome == Outcome.SUCCEEDED
@@ -196,7 +205,7 @@ def test_stop_dialog_with_requests_in_flight(
 
         dialog.get_by_test_id("in-flight-now").check()
         dialog.get_by_test_id("reason").fill("GPU needed for a training run")
-        dialog.get_by_test_id("confirm-stop").click()
+        confirm_and_wait(pg, dialog.get_by_test_id("confirm-stop"), "/vllm/stop/")
         expect(pg.get_by_test_id("drawer-active")).to_have_count(0, timeout=30_000)
         row = ActionLog.objects.filter(action="stop").first()
         assert row.details["reason"] == "GPU needed for a training run"
@@ -219,7 +228,7 @@ def test_stop_dialog_waits_until_idle(chromium, live_server, gpu_host):
         )
         dialog.get_by_test_id("drain-seconds").fill("20")
         dialog.get_by_test_id("reason").fill("end of the day")
-        dialog.get_by_test_id("confirm-stop").click()
+        confirm_and_wait(pg, dialog.get_by_test_id("confirm-stop"), "/vllm/stop/")
         expect(pg.get_by_test_id("drawer-active")).to_have_count(0, timeout=30_000)
         row = ActionLog.objects.filter(action="stop").first()
         assert row.details["drain"]["idle"] is True, row.details
