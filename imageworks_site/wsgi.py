@@ -1,5 +1,6 @@
 """WSGI entry point. Refuses to start (clear message, no traceback spam on every
-page) when the database cannot be reached."""
+page) when the database cannot be reached, then warms the process up before it
+serves (``imageworks_site.warmup``; ``IMAGEWORKS_WARM_UP=0`` turns that off)."""
 
 import os
 import sys
@@ -22,5 +23,15 @@ def _check_database() -> None:
         connection.close()
 
 
+def _warm_up() -> None:
+    from django.conf import settings
+
+    if settings.IMAGEWORKS_WARM_UP:
+        from .warmup import warm
+
+        warm()
+
+
 if os.environ.get("IMAGEWORKS_SKIP_DB_CHECK") != "1":
     _check_database()
+    _warm_up()

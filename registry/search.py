@@ -242,13 +242,12 @@ def rank(query: str, choices: list[tuple[int, str]]) -> list[tuple[int, float]]:
 
 
 def search_index(model) -> SearchIndex:
-    """The index of every ``model`` row for the current registry version."""
-    return per_version(
-        f"search-index:{model._meta.label}",
-        lambda: SearchIndex.build(
-            model.objects.order_by("name").values_list("pk", "search_text").iterator()
-        ),
-    )
+    """The index of every ``model`` row for the current listing version: kept in
+    this process, and shared with the host's other processes through a file
+    (``registry.search_share``)."""
+    from .search_share import shared_index  # it builds on this module
+
+    return per_version(f"search-index:{model._meta.label}", lambda: shared_index(model))
 
 
 def search_queryset(queryset: QuerySet, query: str) -> QuerySet:

@@ -22,6 +22,7 @@ _tmp = Path(tempfile.mkdtemp(prefix="imageworks-test-"))
 IMAGEWORKS_REGISTRY_DIR = _tmp / "configs"
 IMAGEWORKS_STAGING_DIR = _tmp / "_staging"
 IMAGEWORKS_LOG_DIR = _tmp / "logs"
+SEARCH_INDEX_DIR = _tmp / "search-index"
 IMAGEWORKS_VLLM_START_TIMEOUT = 20.0
 IMAGEWORKS_VLLM_STOP_GRACE = 3.0
 IMAGEWORKS_HEALTH_TIMEOUT = 1.0

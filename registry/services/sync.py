@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import layers, normalize
+from .. import layers, normalize, search_share
 from ..audit import Actor, record
 from ..choices import Action, ChangeKind, Layer, Outcome, Provenance
 from ..diffing import diff_entries
@@ -84,6 +84,8 @@ class SyncResult:
     history_ids: list[int] = field(default_factory=list, repr=False)
     #: with ``no_change``: the ``LayerFile`` rows that showed it (pages reuse them)
     layer_files: list[LayerFile] | None = field(default=None, repr=False)
+    #: a row came or went, or a name, search text, backend or roles changed
+    listing_moved: bool = field(default=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -225,8 +227,13 @@ def _sync(
         # touched: every writer locks the version row first, then entry rows
         # (``record_entry_write`` too), so two writers never wait on each other in a
         # circle (PostgreSQL reported a deadlock when this ran after ``_apply``).
-        bump_registry_version()
+        bump_registry_version(listing=False)
         result = _apply(registry, actor, action)
+        if result.listing_moved:
+            # Names, search texts, backends or roles changed: a new listing version,
+            # and its search index written before any web process can see it.
+            bump_registry_version()
+            search_share.prebuild(ModelEntry)
         snapshot_current = _snapshot_current(registry, result)
         _save_layer_files(registry, snapshot_current)
         if action is None and (explicit or result.changed_anything):
@@ -373,7 +380,8 @@ def _apply(
     to_create, changed_fields = _compare(registry, existing, result, now)
     result.removed = [name for name in existing if name not in registry.entries]
     user_name = actor.name if action is not None else ""
-    history = _update_rows(changed_fields, now, action, user_name)
+    history, result.listing_moved = _update_rows(changed_fields, now, action, user_name)
+    result.listing_moved |= bool(to_create or result.removed)
     history += _create_rows(to_create, not existing, now, action, user_name)
     history += _delete_rows(result.removed, now, action, user_name)
     if history:
@@ -453,17 +461,21 @@ MIRROR_UPDATE_FIELDS = [*SYNCED_FIELDS, "installed", "version"]
 
 def _update_rows(
     changed_fields: dict[str, dict], now, action: ActionLog | None, user_name: str
-) -> list[EntryChange]:
+) -> tuple[list[EntryChange], bool]:
+    """Update the rows; their history, and whether a ``LISTING_FIELDS`` value moved."""
     if not changed_fields:
-        return []
+        return [], False
     rows = ModelEntry.objects.in_bulk(list(changed_fields), field_name="name")
     history: list[EntryChange] = []
+    listing = False
     for name, fields in changed_fields.items():
-        history += _update_row(rows[name], fields, now, action, user_name)
+        row = rows[name]
+        listing = listing or listing_changed(row, fields)
+        history += _update_row(row, fields, now, action, user_name)
     ModelEntry.objects.bulk_update(
         list(rows.values()), MIRROR_UPDATE_FIELDS, batch_size=500
     )
-    return history
+    return history, listing
 
 
 def _create_rows(
