@@ -13,9 +13,10 @@ line, kept by sync. Scoring keeps each entry's best line:
   cutoff with WRatio's token scorers; ``partial_ratio`` still sees it.
 
 Speed at 10,000 entries (~30,000 lines): the :class:`SearchIndex` (distinct processed
-lines, a newline-joined copy for substring scans, trigram -> lines filled on demand) is
-built once per registry version (``registry.version``: one primary-key lookup) and kept
-per process. Each scorer runs with the cutoff the best ``MAX_RESULTS`` entries so far
+lines, one text per line with its index for substring scans, trigram -> lines filled on
+demand) is built once per listing version (``registry.version``: one primary-key
+lookup), kept per process and shared with the host's other processes through a file
+(``registry.search_share``). Each scorer runs with the cutoff the best ``MAX_RESULTS`` entries so far
 already beat (a query that matches hundreds of names as a substring scores no fuzzy
 line below that), and the index remembers its last rankings per query and allowed rows.
 The rows the other filters left come from one ``values_list("pk")`` query. The best
@@ -28,9 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import re
 import threading
 from array import array
-from bisect import bisect_right
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 
@@ -56,10 +57,10 @@ class SearchIndex:
     ``texts`` are the distinct processed lines (an entry's name and display name
     often process to the same line; entries share display names), ``owners[i]`` the
     pks that have ``texts[i]``, ``order`` each pk's position in name order (the
-    tie-breaker). ``blob`` is all texts joined by newlines (which processed text never
-    contains): a substring search is one C-level ``str.find`` scan per hit instead of
-    a Python loop over every line. Trigram -> lines is filled lazily, one trigram at a
-    time, and kept with the index.
+    tie-breaker). ``blob`` holds every text with its index, one per line: a
+    substring search is one regular-expression scan in C (:meth:`containing`)
+    instead of a Python loop over every line. Trigram -> lines is filled lazily, one
+    trigram at a time, and kept with the index.
     """
 
     MAX_GRAMS = 4096
@@ -71,12 +72,8 @@ class SearchIndex:
         self.texts = texts
         self.owners = owners
         self.order = order
-        self.blob = "\n".join(texts)
-        self.starts: list[int] = []
-        offset = 0
-        for text in texts:
-            self.starts.append(offset)
-            offset += len(text) + 1
+        # "text\x01<index>\n" per line: processed text holds neither separator.
+        self.blob = "".join([f"{text}\x01{i}\n" for i, text in enumerate(texts)])
         self._grams: dict[str, list[int]] = {}
         self._rankings: OrderedDict[tuple, list[tuple[int, float]]] = OrderedDict()
         self._lock = threading.Lock()
@@ -105,16 +102,16 @@ class SearchIndex:
         return cls(list(position), owners, order)
 
     def containing(self, needle: str) -> list[int]:
-        """Indices of the texts that contain ``needle`` (a processed string)."""
-        blob, starts, found = self.blob, self.starts, []
-        pos = blob.find(needle)
-        while pos != -1:
-            index = bisect_right(starts, pos) - 1
-            found.append(index)
-            if index + 1 == len(starts):
-                break
-            pos = blob.find(needle, starts[index + 1])
-        return found
+        """Indices of the texts that contain ``needle`` (a processed string).
+
+        One regular-expression scan of the blob: each match runs from ``needle`` to
+        the end of its line and captures the line's index, so the scan goes on at
+        the next line (one hit per line) and the indices come from C, not from a
+        Python loop per hit. The match may not cross a newline, so a needle found
+        in an index's digits never reports the next line.
+        """
+        pattern = re.compile(re.escape(needle) + r"[^\x01\n]*\x01(\d+)")
+        return list(map(int, pattern.findall(self.blob)))
 
     def with_trigram(self, gram: str) -> list[int]:
         hit = self._grams.get(gram)

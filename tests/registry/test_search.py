@@ -5,6 +5,8 @@ import random
 from django.db import connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
+from hypothesis import example, given
+from hypothesis import strategies as st
 from rapidfuzz import fuzz, utils
 
 from registry import search
@@ -226,3 +228,28 @@ class SearchQuerysetTests(TestCase):
         vllm = ModelEntry.objects.filter(backend="vllm")
         names = set(search_queryset(vllm, "qwen").values_list("backend", flat=True))
         self.assertEqual(names, {"vllm"})
+
+
+_PROCESSED = st.text(alphabet="ab01 9", min_size=0, max_size=12).map(
+    utils.default_process
+)
+
+
+@given(texts=st.lists(_PROCESSED, max_size=30), needle=_PROCESSED)
+@example(texts=["a", "b", "c"], needle="1")  # "1" is line 1's index, not a text
+@example(texts=["a 1", "b"], needle="1")
+@example(texts=["ab ab", "ab"], needle="ab")
+def test_containing_finds_exactly_the_lines_that_hold_the_needle(texts, needle):
+    """The regular-expression scan agrees with ``needle in text`` for every line:
+    digits in a needle never match a line's index, two hits on one line count once."""
+    index = SearchIndex(texts, [[i] for i in range(len(texts))], {})
+    expected = [i for i, text in enumerate(texts) if needle and needle in text]
+    found = index.containing(needle) if needle else []
+    assert found == expected
+
+
+def test_containing_ignores_the_digits_of_the_index():
+    texts = ["alpha", "beta"] * 6  # line 10 and 11 have two-digit indices
+    index = SearchIndex(texts, [[i] for i in range(len(texts))], {})
+    assert index.containing("1") == []
+    assert index.containing("a") == list(range(12))
