@@ -77,6 +77,9 @@ class SearchIndex:
         self._grams: dict[str, list[int]] = {}
         self._rankings: OrderedDict[tuple, list[tuple[int, float]]] = OrderedDict()
         self._lock = threading.Lock()
+        #: Rankings shared with other processes (``get(key)``/``set(key, ranked)``),
+        #: set by ``registry.search_share`` when a shared cache is configured.
+        self.shared = None
 
     @classmethod
     def build(cls, rows: Iterable[tuple[int, str]]) -> SearchIndex:
@@ -122,7 +125,8 @@ class SearchIndex:
         return hit
 
     def ranking(self, query: str, allowed: set[int] | None) -> list[tuple[int, float]]:
-        """``rank_prepared`` for this index, remembered for the last few calls."""
+        """``rank_prepared`` for this index, remembered for the last few calls
+        (and, through ``shared``, for the other processes)."""
         if allowed is None:
             rows = b"*"
         else:
@@ -133,7 +137,11 @@ class SearchIndex:
             if hit is not None:
                 self._rankings.move_to_end(key)
                 return hit
-        ranked = rank_prepared(query, self, allowed)
+        ranked = self.shared.get(key) if self.shared is not None else None
+        if ranked is None:
+            ranked = rank_prepared(query, self, allowed)
+            if self.shared is not None:
+                self.shared.set(key, ranked)
         with self._lock:
             self._rankings[key] = ranked
             if len(self._rankings) > self.MAX_RANKINGS:

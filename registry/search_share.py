@@ -15,6 +15,10 @@ So the index is written once per listing version, as
   version was the same before and after its read, so a file never holds rows of
   another version.
 
+With a shared cache (Redis), the rankings of each query are shared too
+(:class:`SharedRankings`): after a reload, each search is ranked once, not once per
+web worker.
+
 The file is a cache and nothing more: missing, unreadable or malformed means
 "build from the rows". A listing stamp is a fresh uuid per bump, never reused,
 even by a rolled-back transaction. The ``initial`` version (no version row yet)
@@ -23,6 +27,7 @@ is never shared, because different sets of rows share it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
+from django.core.cache import cache
 
 from .layers import gc_paused
 from .search import SearchIndex
@@ -112,17 +118,52 @@ def save(model, stamp: str, index: SearchIndex) -> None:
         logger.warning("could not share the search index in %s: %s", folder, exc)
 
 
+class SharedRankings:
+    """One listing version's rankings in Django's cache (Redis: every process of
+    every host), so a query one web worker ranked is not ranked again by the others.
+
+    A ranking is a pure function of the index, the query and the allowed rows, and
+    the key holds the listing stamp, so a value never goes stale; old versions' keys
+    expire. The cache being down only costs the ranking.
+    """
+
+    TIMEOUT = 3600
+
+    def __init__(self, model, stamp: str):
+        self.prefix = f"search-ranking:{model._meta.label_lower}:{stamp}:"
+
+    def _key(self, key: tuple[str, bytes]) -> str:
+        query, rows = key
+        return self.prefix + hashlib.blake2b(query.encode() + b"\0" + rows).hexdigest()
+
+    def get(self, key: tuple[str, bytes]) -> list | None:
+        try:
+            return cache.get(self._key(key))
+        except Exception as exc:  # noqa: BLE001 - any cache backend's failure
+            logger.warning("shared search rankings unavailable: %s", exc)
+            return None
+
+    def set(self, key: tuple[str, bytes], ranked: list) -> None:
+        try:
+            cache.set(self._key(key), ranked, self.TIMEOUT)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("shared search rankings unavailable: %s", exc)
+
+
 def shared_index(model) -> SearchIndex:
     """The index of the current listing version: loaded when another process
     wrote it, else built from the rows and written for the others."""
     stamp = listing_version()
     index = load(model, stamp)
-    if index is not None:
-        return index
-    index = from_rows(model)
-    # Written only when no sync committed while the rows were read.
-    if listing_version(fresh=True) == stamp:
-        save(model, stamp, index)
+    if index is None:
+        index = from_rows(model)
+        # Written only when no sync committed while the rows were read.
+        if listing_version(fresh=True) == stamp:
+            save(model, stamp, index)
+        else:
+            return index  # a mix of versions: shares nothing
+    if settings.SHARED_CACHE and _shareable(stamp):
+        index.shared = SharedRankings(model, stamp)
     return index
 
 

@@ -293,6 +293,21 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- Cache ------------------------------------------------------------------
+# With Redis, every process of every host shares the cache: a search ranked by one
+# web worker is not ranked again by the others (registry.search_share). Without it,
+# each process keeps its own (Django's local-memory default).
+SHARED_CACHE = bool(REDIS_URL)
+if SHARED_CACHE:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "imageworks",
+            "TIMEOUT": 3600,
+        }
+    }
+
 # --- ImageWorks -----------------------------------------------------------
 IMAGEWORKS_REGISTRY_DIR = env_path("IMAGEWORKS_REGISTRY_DIR", BASE_DIR / "configs")
 IMAGEWORKS_STAGING_DIR = env_path("IMAGEWORKS_STAGING_DIR", BASE_DIR / "_staging")

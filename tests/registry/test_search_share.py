@@ -9,12 +9,13 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+from django.conf import settings
 from django.db import connection
 from django.test import TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from registry import layers, search_share
+from registry import layers, search, search_share
 from registry.models import ModelEntry
 from registry.version import bump, forget, listing_version, registry_version
 from tests.base import PersonaMixin
@@ -148,3 +149,72 @@ class SharedIndexTests(RegistryDirMixin, PersonaMixin, TestCase):
         self.rename("model-001", "First rename")
         self.rename("model-001", "Second rename")
         self.assertEqual(self.files(), [self.current_file().name])
+
+
+class SharedRankingsTests(RegistryDirMixin, PersonaMixin, TestCase):
+    """With a shared cache (Redis in production, and in the PostgreSQL + Redis test
+    lane; a local-memory stand-in otherwise), a query one worker ranked is not
+    ranked again by another."""
+
+    def setUp(self):
+        super().setUp()
+        shared = {"SHARED_CACHE": True}
+        if not settings.SHARED_CACHE:
+            shared["CACHES"] = {
+                "default": {
+                    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                    "LOCATION": f"shared-rankings-{id(self)}",
+                }
+            }
+        override = override_settings(
+            SEARCH_INDEX_DIR=Path(tempfile.mkdtemp(prefix="search-index-")), **shared
+        )
+        override.enable()
+        self.addCleanup(override.disable)
+        self.make_personas()
+        self.client = self.client_for(self.viewer)
+        self.write(layers.CURATED_FILE, [_entry(f"egret-{i:02d}") for i in range(20)])
+        self.write(layers.DISCOVERED_FILE, [])
+        self.assertTrue(self.sync().ok)
+
+    def search_in_a_new_process(self, text: str):
+        """The matching names, and how many times a ranking was computed."""
+        forget()
+        with mock.patch.object(
+            search, "rank_prepared", wraps=search.rank_prepared
+        ) as ranked:
+            response = self.client.get(LIST, {"q": text}, **HX)
+        self.assertEqual(response.status_code, 200)
+        names = [row.record.name for row in response.context["table"].paginated_rows]
+        return names, ranked.call_count
+
+    def test_a_query_is_ranked_once_for_every_process(self):
+        first = self.search_in_a_new_process("egret 07")
+        self.assertEqual(first[0][0], "egret-07")
+        self.assertEqual(first[1], 1)
+        self.assertEqual(self.search_in_a_new_process("egret 07"), (first[0], 0))
+        # Another query, or the same one after a reload, is ranked again.
+        self.assertEqual(self.search_in_a_new_process("egret 12")[1], 1)
+        self.write(layers.CURATED_FILE, [_entry(f"egret-{i:02d}") for i in range(21)])
+        self.assertTrue(self.sync().ok)
+        names, computed = self.search_in_a_new_process("egret 07")
+        self.assertEqual((names[0], computed), ("egret-07", 1))
+
+    def test_the_cache_being_down_costs_only_the_ranking(self):
+        with (
+            mock.patch.object(
+                search_share.cache, "get", side_effect=ConnectionError("redis down")
+            ),
+            mock.patch.object(
+                search_share.cache, "set", side_effect=ConnectionError("redis down")
+            ),
+            self.assertLogs("registry.search_share", "WARNING") as logs,
+        ):
+            names, computed = self.search_in_a_new_process("egret 03")
+        self.assertEqual((names[0], computed), ("egret-03", 1))
+        self.assertIn("shared search rankings unavailable: redis down", logs.output[0])
+
+    def test_without_a_shared_cache_each_process_ranks(self):
+        with override_settings(SHARED_CACHE=False):
+            self.assertEqual(self.search_in_a_new_process("egret 05")[1], 1)
+            self.assertEqual(self.search_in_a_new_process("egret 05")[1], 1)
