@@ -34,12 +34,13 @@ import threading
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
+from functools import cached_property
 
 from django.db.models import CharField, QuerySet, Value
 from django.db.models.functions import Cast, Concat, StrIndex
 from rapidfuzz import fuzz, process, utils
 
-from .version import per_version
+from .version import last_value, per_version
 
 #: Scores below this (0-100) are not matches.
 SCORE_CUTOFF = 72
@@ -148,6 +149,58 @@ class SearchIndex:
                 self._rankings.popitem(last=False)
         return ranked
 
+    @cached_property
+    def lines_of(self) -> dict[int, frozenset[str]]:
+        """Each pk's processed lines (pks without any line are left out)."""
+        lines: dict[int, list[str]] = {}
+        for text, pks in zip(self.texts, self.owners, strict=True):
+            for pk in pks:
+                lines.setdefault(pk, []).append(text)
+        return {pk: frozenset(texts) for pk, texts in lines.items()}
+
+    #: Above this many changed entries a new index ranks afresh.
+    MAX_CARRIED_CHANGES = 200
+
+    def carry_rankings(self, previous: SearchIndex) -> int:
+        """Take over ``previous``'s remembered plain-search rankings, re-scoring only
+        the entries whose lines differ between the two indexes. Returns how many.
+
+        A reload that renames one entry makes a new index; without this, every
+        query users had asked is ranked again from scratch. A carried ranking is
+        what ranking afresh would give: an entry whose lines did not change keeps
+        its score, and the changed ones are scored by the same code on an index of
+        just their lines. A full ranking (``MAX_RESULTS`` entries) that held a
+        changed entry is not carried: what was below its cut is unknown.
+        """
+        with previous._lock:
+            remembered = [
+                (key, ranked)
+                for key, ranked in previous._rankings.items()
+                if key[1] == b"*"  # plain search; a filtered one's rows may differ
+            ]
+        if not remembered:
+            return 0
+        old, new = previous.lines_of, self.lines_of
+        changed = {pk for pk in old.keys() | new.keys() if old.get(pk) != new.get(pk)}
+        if len(changed) > self.MAX_CARRIED_CHANGES:
+            return 0
+        order = self.order
+        # In this index's name order, so ties break (and the cut falls) the same way.
+        just_changed = SearchIndex.build(
+            (pk, "\n".join(sorted(new[pk])))
+            for pk in sorted(changed & new.keys(), key=order.__getitem__)
+        )
+        carried = 0
+        for key, ranked in remembered:
+            if len(ranked) >= MAX_RESULTS and any(pk in changed for pk, _ in ranked):
+                continue
+            merged = [item for item in ranked if item[0] not in changed]
+            merged += rank_prepared(key[0], just_changed)
+            merged.sort(key=lambda item: (-item[1], order[item[0]]))
+            self._rankings[key] = merged[:MAX_RESULTS]
+            carried += 1
+        return carried
+
 
 def _trigrams(query: str) -> set[str]:
     return {query[i : i + 3] for i in range(len(query) - 2)}
@@ -252,7 +305,8 @@ def search_index(model) -> SearchIndex:
     (``registry.search_share``)."""
     from .search_share import shared_index  # it builds on this module
 
-    return per_version(f"search-index:{model._meta.label}", lambda: shared_index(model))
+    name = f"search-index:{model._meta.label}"
+    return per_version(name, lambda: shared_index(model, previous=last_value(name)))
 
 
 def search_queryset(queryset: QuerySet, query: str) -> QuerySet:

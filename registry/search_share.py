@@ -150,9 +150,10 @@ class SharedRankings:
             logger.warning("shared search rankings unavailable: %s", exc)
 
 
-def shared_index(model) -> SearchIndex:
+def shared_index(model, previous: SearchIndex | None = None) -> SearchIndex:
     """The index of the current listing version: loaded when another process
-    wrote it, else built from the rows and written for the others."""
+    wrote it, else built from the rows and written for the others. It takes over
+    the rankings of ``previous`` (this process's index of an earlier version)."""
     stamp = listing_version()
     index = load(model, stamp)
     if index is None:
@@ -162,6 +163,8 @@ def shared_index(model) -> SearchIndex:
             save(model, stamp, index)
         else:
             return index  # a mix of versions: shares nothing
+    if previous is not None:
+        index.carry_rankings(previous)
     if settings.SHARED_CACHE and _shareable(stamp):
         index.shared = SharedRankings(model, stamp)
     return index

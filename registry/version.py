@@ -136,6 +136,14 @@ def per_version(name: str, build: Callable[[], T]) -> T:
     return value
 
 
+def last_value(name: str) -> object | None:
+    """The value ``per_version`` keeps for *name*, of whatever version (or ``None``):
+    what a new version's value may carry over from the last one."""
+    with _lock:
+        hit = _memo.get(name)
+    return hit[1] if hit is not None else None
+
+
 #: ``per_registry_version`` values of the current version (bounded; key -> value).
 _by_key: dict[object, object] = {}
 _by_key_version: list[str] = [""]

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import random
+from unittest import mock
 
+import pytest
 from django.db import connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
@@ -253,3 +255,63 @@ def test_containing_ignores_the_digits_of_the_index():
     index = SearchIndex(texts, [[i] for i in range(len(texts))], {})
     assert index.containing("1") == []
     assert index.containing("a") == list(range(12))
+
+
+_WORDS = st.sampled_from(
+    ["qwen", "qwen vl", "llama", "lama 8b", "gemma", "siglip", "vl"]
+)
+_ENTRIES = st.dictionaries(
+    st.integers(1, 40),
+    st.lists(_WORDS, min_size=0, max_size=3).map("\n".join),
+    max_size=25,
+)
+
+
+@given(
+    before=_ENTRIES,
+    after=_ENTRIES,
+    keep=st.sets(st.integers(1, 40)),
+    cut=st.sampled_from([2, 5, MAX_RESULTS]),
+)
+@example(  # a full ranking that held a changed entry is ranked afresh
+    before={1: "qwen", 2: "qwen vl", 3: "qwen"},
+    after={1: "llama"},
+    keep={2, 3},
+    cut=2,
+)
+def test_carried_rankings_equal_ranking_afresh(before, after, keep, cut):
+    """After a reload, the rankings a new index takes over from the last one are
+    exactly what ranking every query again on the new index gives, also when the
+    cut (``MAX_RESULTS``) is reached."""
+    after = {**{pk: before[pk] for pk in keep if pk in before}, **after}
+    queries = ["qwen", "qwen vl", "lama", "gemma 3", "vl"]
+
+    def build(entries):
+        return SearchIndex.build(sorted(entries.items(), key=lambda e: (e[1], e[0])))
+
+    with mock.patch.object(search, "MAX_RESULTS", cut):
+        old = build(before)
+        for query in queries:
+            old.ranking(query, None)
+        new = build(after)
+        new.carry_rankings(old)
+        for query in queries:
+            carried = new._rankings.get((query, b"*"))
+            if carried is not None:
+                assert carried == rank_prepared(query, new), query
+
+
+def test_a_reload_carries_the_rankings_of_unchanged_entries():
+    old = SearchIndex.build(CHOICES)
+    for query in ("qwen", "siglip", "florence"):
+        old.ranking(query, None)
+    old.ranking("qwen", {1, 5})  # filtered: its rows may change, never carried
+    renamed = [(pk, text.replace("florence", "florentia")) for pk, text in CHOICES]
+    new = SearchIndex.build(renamed)
+    afresh = {q: rank_prepared(q, new) for q in ("qwen", "siglip", "florence")}
+    assert afresh["florence"][0] == (2, pytest.approx(afresh["florence"][0][1]))
+    assert new.carry_rankings(old) == 3
+    with mock.patch.object(search, "rank_prepared") as ranked:
+        for query, expected in afresh.items():
+            assert new.ranking(query, None) == expected
+    ranked.assert_not_called()

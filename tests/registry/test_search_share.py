@@ -218,3 +218,49 @@ class SharedRankingsTests(RegistryDirMixin, PersonaMixin, TestCase):
         with override_settings(SHARED_CACHE=False):
             self.assertEqual(self.search_in_a_new_process("egret 05")[1], 1)
             self.assertEqual(self.search_in_a_new_process("egret 05")[1], 1)
+
+
+class CarriedRankingsTests(RegistryDirMixin, PersonaMixin, TestCase):
+    """A reload that renames one entry keeps this worker's rankings of the other
+    queries: they are carried to the new index, not ranked again."""
+
+    def setUp(self):
+        super().setUp()
+        override = override_settings(
+            SEARCH_INDEX_DIR=Path(tempfile.mkdtemp(prefix="search-index-")),
+            SHARED_CACHE=False,
+        )
+        override.enable()
+        self.addCleanup(override.disable)
+        self.make_personas()
+        self.client = self.client_for(self.viewer)
+        self.entries = [
+            _entry(f"heron-{i:02d}", display_name=f"Heron {i}") for i in range(30)
+        ]
+        self.write(layers.CURATED_FILE, self.entries)
+        self.write(layers.DISCOVERED_FILE, [])
+        self.assertTrue(self.sync().ok)
+
+    def search(self, text: str):
+        with mock.patch.object(
+            search, "rank_prepared", wraps=search.rank_prepared
+        ) as ranked:
+            response = self.client.get(LIST, {"q": text}, **HX)
+        self.assertEqual(response.status_code, 200)
+        names = [row.record.name for row in response.context["table"].paginated_rows]
+        ranked_afresh = [c.args[1] for c in ranked.call_args_list]
+        return names, ranked_afresh
+
+    def test_a_rename_rescores_only_the_renamed_entry(self):
+        forget()
+        before, _ = self.search("heron 2")
+        self.assertEqual(before[0], "heron-02")
+        self.entries[2]["display_name"] = "Egret 2"
+        self.write(layers.CURATED_FILE, self.entries)
+        self.assertEqual(self.sync().changed, ["heron-02"])
+        after, ranked_afresh = self.search("heron 2")
+        # Only the one renamed entry was scored, on an index of its own lines.
+        self.assertEqual([len(index.order) for index in ranked_afresh], [1])
+        self.assertNotEqual(after[0], "heron-02")
+        forget()
+        self.assertEqual(self.search("heron 2")[0], after)
