@@ -2,8 +2,8 @@
 
 A fresh gunicorn worker pays for its first Models page, drawer and search: the URL
 resolver imports every view module (~250 ms), each template is compiled on first
-use (~60 ms for all of them), and the search index and filter choices are built
-from 10,000 rows (~100 ms). Without a warm-up the first users after every start
+use (~60 ms for all of them), the search index and filter choices are built from
+10,000 rows (~100 ms), and the first request to a backend builds an SSL context. Without a warm-up the first users after every start
 or restart pay those costs, one worker at a time.
 
 ``warm()`` does that work once, at start, before the process serves anything. Then
@@ -60,7 +60,20 @@ def _registry_data() -> None:
     search_index(ModelEntry)
 
 
-STEPS = (("urls", _urls), ("templates", _templates), ("registry data", _registry_data))
+def _http_client() -> None:
+    """The backends' shared SSL context and httpx's lazy imports (~0.2 s): the first
+    health card, status check or stop of a process would pay for them."""
+    from backends.clients import warm_up
+
+    warm_up()
+
+
+STEPS = (
+    ("urls", _urls),
+    ("templates", _templates),
+    ("registry data", _registry_data),
+    ("http client", _http_client),
+)
 
 
 def warm() -> dict[str, float]:

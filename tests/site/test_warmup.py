@@ -58,7 +58,9 @@ class WarmUpTests(PersonaMixin, TestCase):
 
     def test_after_the_warm_up_the_first_search_builds_nothing(self):
         took = self.warm()
-        self.assertEqual(set(took), {"urls", "templates", "registry data"})
+        self.assertEqual(
+            set(took), {"urls", "templates", "registry data", "http client"}
+        )
         self.assertEqual(self.whole_table_reads(), [])
 
     def test_start_up_objects_are_frozen(self):
