@@ -34,7 +34,6 @@ import threading
 from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
-from functools import cached_property
 
 from django.db.models import CharField, QuerySet, Value
 from django.db.models.functions import Cast, Concat, StrIndex
@@ -149,14 +148,41 @@ class SearchIndex:
                 self._rankings.popitem(last=False)
         return ranked
 
-    @cached_property
-    def lines_of(self) -> dict[int, frozenset[str]]:
-        """Each pk's processed lines (pks without any line are left out)."""
+    def changed_since(self, previous: SearchIndex) -> set[int]:
+        """The pks a ranking must score again after ``previous``: their lines came,
+        went or changed, or their place in name order (the tie-breaker) moved.
+
+        Lines are compared through each line's owners (dict and set work, no loop
+        over every entry). A rename that changes only case or punctuation keeps the
+        processed lines but may move the entry in name order; the entries whose
+        place differs, once the line-changed ones are left out, count as changed.
+        """
+        old = dict(zip(previous.texts, previous.owners, strict=True))
+        new = dict(zip(self.texts, self.owners, strict=True))
+        changed: set[int] = set()
+        for text in old.keys() ^ new.keys():  # a line that came or went
+            changed.update(old.get(text, ()), new.get(text, ()))
+        for text in old.keys() & new.keys():
+            before, after = old[text], new[text]
+            if before != after:  # other owners (or the same in another order)
+                changed.update(set(before).symmetric_difference(after))
+        # ``order`` is filled in name order, so iterating it gives that order.
+        was = [pk for pk in previous.order if pk not in changed and pk in self.order]
+        now = [pk for pk in self.order if pk not in changed and pk in previous.order]
+        if was != now:
+            for a, b in zip(was, now, strict=True):
+                if a != b:
+                    changed.update((a, b))
+        return changed
+
+    def lines_of(self, pks: set[int]) -> dict[int, list[str]]:
+        """The lines of just these pks."""
         lines: dict[int, list[str]] = {}
-        for text, pks in zip(self.texts, self.owners, strict=True):
-            for pk in pks:
-                lines.setdefault(pk, []).append(text)
-        return {pk: frozenset(texts) for pk, texts in lines.items()}
+        for text, owners in zip(self.texts, self.owners, strict=True):
+            for pk in owners:
+                if pk in pks:
+                    lines.setdefault(pk, []).append(text)
+        return lines
 
     #: Above this many changed entries a new index ranks afresh.
     MAX_CARRIED_CHANGES = 200
@@ -180,15 +206,14 @@ class SearchIndex:
             ]
         if not remembered:
             return 0
-        old, new = previous.lines_of, self.lines_of
-        changed = {pk for pk in old.keys() | new.keys() if old.get(pk) != new.get(pk)}
+        changed = self.changed_since(previous)
         if len(changed) > self.MAX_CARRIED_CHANGES:
             return 0
         order = self.order
+        lines = self.lines_of(changed)
         # In this index's name order, so ties break (and the cut falls) the same way.
         just_changed = SearchIndex.build(
-            (pk, "\n".join(sorted(new[pk])))
-            for pk in sorted(changed & new.keys(), key=order.__getitem__)
+            (pk, "\n".join(lines[pk])) for pk in sorted(lines, key=order.__getitem__)
         )
         carried = 0
         for key, ranked in remembered:

@@ -279,6 +279,12 @@ _ENTRIES = st.dictionaries(
     keep={2, 3},
     cut=2,
 )
+@example(  # same lines, another place in name order (a case-only rename)
+    before={1: "qwen", 2: "qwen\nqwen vl", 3: "qwen"},
+    after={1: "qwen\nqwen", 2: "qwen\nqwen vl", 3: "qwen"},
+    keep=set(),
+    cut=2,
+)
 def test_carried_rankings_equal_ranking_afresh(before, after, keep, cut):
     """After a reload, the rankings a new index takes over from the last one are
     exactly what ranking every query again on the new index gives, also when the
