@@ -3,8 +3,9 @@
 A fresh gunicorn worker pays for its first Models page, drawer and search: the URL
 resolver imports every view module (~250 ms), each template is compiled on first
 use (~60 ms for all of them), the search index and filter choices are built from
-10,000 rows (~100 ms), and the first request to a backend builds an SSL context. Without a warm-up the first users after every start
-or restart pay those costs, one worker at a time.
+10,000 rows (~100 ms), and the first request to a backend builds an SSL context.
+Without a warm-up the first users after every start or restart pay those costs,
+one worker at a time.
 
 ``warm()`` does that work once, at start, before the process serves anything. Then
 ``gc.freeze()`` moves everything start-up built into the collector's permanent

@@ -16,9 +16,11 @@ Speed at 10,000 entries (~30,000 lines): the :class:`SearchIndex` (distinct proc
 lines, one text per line with its index for substring scans, trigram -> lines filled on
 demand) is built once per listing version (``registry.version``: one primary-key
 lookup), kept per process and shared with the host's other processes through a file
-(``registry.search_share``). Each scorer runs with the cutoff the best ``MAX_RESULTS`` entries so far
-already beat (a query that matches hundreds of names as a substring scores no fuzzy
-line below that), and the index remembers its last rankings per query and allowed rows.
+(``registry.search_share``). Each scorer runs with the cutoff the best
+``MAX_RESULTS`` entries so far already beat (a query that matches hundreds of names
+as a substring scores no fuzzy line below that), and the index remembers its last
+rankings per query and allowed rows (shared through Django's cache with Redis, and
+carried over to the next version's index for the entries that did not change).
 The rows the other filters left come from one ``values_list("pk")`` query. The best
 ``MAX_RESULTS`` matches come back ordered by score (ties by name) through a ``StrIndex``
 annotation (the pk's position in the ranked list), so a later explicit sort (a column

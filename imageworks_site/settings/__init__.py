@@ -334,7 +334,8 @@ IMAGEWORKS_MODEL_ROOTS = [
 # Nice value of CPU-heavy background jobs (sync, verify, bulk, disk scan) in the task
 # workers, so web requests on the same host go first; 0 = the worker's own priority.
 IMAGEWORKS_JOB_NICENESS = env_int("IMAGEWORKS_JOB_NICENESS", 10)
-#: Web processes warm up (views, templates, search index) before serving (imageworks_site/warmup.py).
+# Web processes warm up (views, templates, search index) before they serve
+# (imageworks_site/warmup.py).
 IMAGEWORKS_WARM_UP = env_bool("IMAGEWORKS_WARM_UP", True)
 IMAGEWORKS_HASH_WORKERS = env_int(
     "IMAGEWORKS_HASH_WORKERS", max(2, os.cpu_count() or 2)
