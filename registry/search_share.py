@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import orjson
 from django.conf import settings
 from django.core.cache import cache
 
-from .layers import gc_paused
+from . import layers
 from .search import SearchIndex
 from .version import INITIAL, listing_version
 
@@ -62,7 +60,7 @@ def _shareable(stamp: str) -> bool:
 
 def from_rows(model) -> SearchIndex:
     """Build the index from every row (name order: the ranking's tie-breaker)."""
-    with gc_paused():
+    with layers.gc_paused():
         return SearchIndex.build(
             model.objects.order_by("name").values_list("pk", "search_text").iterator()
         )
@@ -80,7 +78,7 @@ def load(model, stamp: str) -> SearchIndex | None:
         logger.warning("cannot read the shared search index for %s: %s", stamp, exc)
         return None
     try:
-        with gc_paused():
+        with layers.gc_paused():
             data = orjson.loads(body)
             texts, owners, names = data["texts"], data["owners"], data["order"]
             if len(texts) != len(owners):
@@ -92,7 +90,7 @@ def load(model, stamp: str) -> SearchIndex | None:
 
 
 def save(model, stamp: str, index: SearchIndex) -> None:
-    """Write ``index`` as ``stamp``'s file (temp file + rename: never torn) and
+    """Write ``index`` as ``stamp``'s file (``layers.atomic_write``: never torn) and
     remove the files of older versions. A folder that cannot be written only
     costs the other processes a build."""
     if not _shareable(stamp):
@@ -103,18 +101,11 @@ def save(model, stamp: str, index: SearchIndex) -> None:
     target = _path(model, stamp)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(body)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        layers.atomic_write(target, body, keep_backups=0)
         for old in folder.glob(f"{_prefix(model)}*.json"):
             if old != target:
                 old.unlink(missing_ok=True)
-    except OSError as exc:
+    except (OSError, layers.RegistryWriteError) as exc:
         logger.warning("could not share the search index in %s: %s", folder, exc)
 
 
