@@ -27,6 +27,18 @@ HX = {"HTTP_HX_REQUEST": "true"}
 WHOLE_TABLE = '"search_text" FROM "registry_modelentry"'
 
 
+def search_spying_on_rankings(test: TestCase, text: str):
+    """Search as ``test.client``: the matching names, and the index each ranking
+    computed meanwhile was computed on (none when a remembered one served)."""
+    with mock.patch.object(
+        search, "rank_prepared", wraps=search.rank_prepared
+    ) as ranked:
+        response = test.client.get(LIST, {"q": text}, **HX)
+    test.assertEqual(response.status_code, 200)
+    names = [row.record.name for row in response.context["table"].paginated_rows]
+    return names, [call.args[1] for call in ranked.call_args_list]
+
+
 class SharedIndexTests(RegistryDirMixin, PersonaMixin, TestCase):
     def setUp(self):
         super().setUp()
@@ -180,13 +192,8 @@ class SharedRankingsTests(RegistryDirMixin, PersonaMixin, TestCase):
     def search_in_a_new_process(self, text: str):
         """The matching names, and how many times a ranking was computed."""
         forget()
-        with mock.patch.object(
-            search, "rank_prepared", wraps=search.rank_prepared
-        ) as ranked:
-            response = self.client.get(LIST, {"q": text}, **HX)
-        self.assertEqual(response.status_code, 200)
-        names = [row.record.name for row in response.context["table"].paginated_rows]
-        return names, ranked.call_count
+        names, ranked_on = search_spying_on_rankings(self, text)
+        return names, len(ranked_on)
 
     def test_a_query_is_ranked_once_for_every_process(self):
         first = self.search_in_a_new_process("egret 07")
@@ -241,26 +248,16 @@ class CarriedRankingsTests(RegistryDirMixin, PersonaMixin, TestCase):
         self.write(layers.DISCOVERED_FILE, [])
         self.assertTrue(self.sync().ok)
 
-    def search(self, text: str):
-        with mock.patch.object(
-            search, "rank_prepared", wraps=search.rank_prepared
-        ) as ranked:
-            response = self.client.get(LIST, {"q": text}, **HX)
-        self.assertEqual(response.status_code, 200)
-        names = [row.record.name for row in response.context["table"].paginated_rows]
-        ranked_afresh = [c.args[1] for c in ranked.call_args_list]
-        return names, ranked_afresh
-
     def test_a_rename_rescores_only_the_renamed_entry(self):
         forget()
-        before, _ = self.search("heron 2")
+        before, _ = search_spying_on_rankings(self, "heron 2")
         self.assertEqual(before[0], "heron-02")
         self.entries[2]["display_name"] = "Egret 2"
         self.write(layers.CURATED_FILE, self.entries)
         self.assertEqual(self.sync().changed, ["heron-02"])
-        after, ranked_afresh = self.search("heron 2")
+        after, ranked_afresh = search_spying_on_rankings(self, "heron 2")
         # Only the one renamed entry was scored, on an index of its own lines.
         self.assertEqual([len(index.order) for index in ranked_afresh], [1])
         self.assertNotEqual(after[0], "heron-02")
         forget()
-        self.assertEqual(self.search("heron 2")[0], after)
+        self.assertEqual(search_spying_on_rankings(self, "heron 2")[0], after)
