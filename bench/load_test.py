@@ -53,6 +53,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -460,6 +461,58 @@ def write_timeline(stats: Stats, path: Path) -> None:
     print(f"timeline of {len(rows)} requests and events: {path}")
 
 
+class HostSampler(threading.Thread):
+    """For ``--timeline``: what else ran on the host during the window.
+
+    Every 0.25 s: PostgreSQL's autovacuum workers on the run's database (an event when
+    one starts or ends) and every process that used more than 40 % of a CPU since the
+    last look (psutil), so a slow request can be put beside what competed with it.
+    """
+
+    def __init__(self, stats: Stats, db_url: str | None):
+        super().__init__(daemon=True)
+        self.stats, self.db_url = stats, db_url
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        conn = None
+        if self.db_url:
+            import psycopg
+
+            conn = psycopg.connect(self.db_url, autocommit=True)
+        procs: dict[int, psutil.Process] = {}
+        vacuuming: set[str] = set()
+        while not self.halt.wait(0.25):
+            if conn is not None:
+                rows = conn.execute(
+                    "SELECT query FROM pg_stat_activity "
+                    "WHERE backend_type = 'autovacuum worker' "
+                    "AND datname = current_database()"
+                ).fetchall()
+                now = {q for (q,) in rows}
+                for q in now - vacuuming:
+                    self.stats.note(f"host: {q} started")
+                for q in vacuuming - now:
+                    self.stats.note(f"host: {q} ended")
+                vacuuming = now
+            for proc in psutil.process_iter(["name"]):
+                seen = procs.setdefault(proc.pid, proc)
+                try:
+                    busy = seen.cpu_percent(None)
+                except psutil.Error:
+                    continue
+                if busy > 40:
+                    try:
+                        what = " ".join(seen.cmdline()[:3])[-60:] or seen.name()
+                    except psutil.Error:
+                        what = str(proc.pid)
+                    self.stats.note(f"host: {busy:.0f}% cpu {proc.pid} {what}")
+        if conn is not None:
+            conn.close()
+
+
 def spy_on_workers(parent: subprocess.Popen, seconds: float, folder: Path):
     """py-spy every worker process of *parent* (gunicorn's workers, or the task
     cluster's) for the measured window (``--py-spy``)."""
@@ -472,8 +525,12 @@ def spy_on_workers(parent: subprocess.Popen, seconds: float, folder: Path):
     return [folder / f"py-spy-{pid}.txt" for pid in workers]
 
 
-async def run_load(args, base: str, reg: Path, lookup: dict, on_start=None) -> Stats:
+async def run_load(
+    args, base: str, reg: Path, lookup: dict, on_start=None, on_stats=None
+) -> Stats:
     stats = Stats(users=args.users)
+    if on_stats is not None:
+        on_stats(stats)
     think = tuple(float(x) for x in args.think.split(":"))
     # Phase 1: everyone signs in (staggered over ~5 s; PBKDF2 makes logins CPU-heavy).
     sessions = [Session(base, stats, EXPECTED) for _ in range(args.users + 1)]
@@ -541,7 +598,8 @@ def report(stats: Stats, title: str) -> tuple[int, int]:
             print(f"  {kind}: {err}")
     print("background:")
     for note in stats.notes:
-        print(f"  {note}")
+        if not note.startswith("host: "):  # the sampler's, for the timeline only
+            print(f"  {note}")
     return n5xx, transport
 
 
@@ -703,12 +761,24 @@ def main() -> int:
         spied: list[Path] = []
         spied_jobs: list[Path] = []
 
+        sampler = None
+
         def on_start() -> None:
+            nonlocal sampler
             if args.py_spy:
                 spied.extend(spy_on_workers(procs[0], args.duration, var))
                 spied_jobs.extend(spy_on_workers(procs[1], args.duration, var))
+            if args.timeline:
+                sampler = HostSampler(stats_box[0], env.get("DATABASE_URL"))
+                sampler.start()
 
-        stats = asyncio.run(run_load(args, base, reg, lookup, on_start))
+        stats_box: list[Stats] = []
+        stats = asyncio.run(
+            run_load(args, base, reg, lookup, on_start, stats_box.append)
+        )
+        if sampler is not None:
+            sampler.halt.set()
+            sampler.join()
         title = (
             "PostgreSQL + Redis broker"
             if args.db == "postgres"
