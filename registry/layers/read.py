@@ -216,18 +216,41 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _may_hold_long_number(data: bytes) -> bool:
-    """True when *data* may hold a number of 19 or more digits (and dots).
+    """True when *data* may hold an integer outside 64 bits (orjson reads those as
+    floats, or as integers the registry refuses: the standard path must decide).
 
-    A superset of ``_BIG_NUMBER``'s first branch (a delimiter, an optional "-", 19
-    digits), found by translating bytes into classes and one substring search per
-    chunk: ~20x faster than the regex, whose lookbehind makes it try every position.
-    Chunks overlap by the pattern's length, so no occurrence is cut in two.
+    Candidates are a delimiter or "-" followed by 19 or more digits and dots (a
+    superset of ``_BIG_NUMBER``'s first branch), found by translating bytes into
+    classes and one substring search per chunk: ~20x faster than the regex, whose
+    lookbehind makes it try every position. Chunks overlap by the pattern's length,
+    so no occurrence is cut in two. Each candidate's literal is then read: a float
+    (both parsers round alike) or an integer within 64 bits, such as the nanosecond
+    timestamps a verify records, keeps the fast path.
     """
     for start in range(0, len(data), _SCAN_CHUNK):
         chunk = data[start : start + _SCAN_CHUNK + len(_LONG_RUN) - 1]
-        if _LONG_RUN in chunk.translate(_RUN_CLASSES):
-            return True
+        classes = chunk.translate(_RUN_CLASSES)
+        at = classes.find(_LONG_RUN)
+        while at >= 0:
+            if _beyond_int64(data, start + at):
+                return True
+            at = classes.find(_LONG_RUN, at + 1)
     return False
+
+
+#: The number-like text at a candidate: sign, digits and dots, exponent.
+_LITERAL = re.compile(rb"-?[\d.]*(?:[eE][+-]?\d+)?")
+
+
+def _beyond_int64(data: bytes, at: int) -> bool:
+    """Is the candidate whose delimiter (or "-") is at *at* an integer outside 64
+    bits? Text that is not a number (a run of digits in a string) counts as one when
+    its digits would be: the standard path then reads it, correctly, more slowly."""
+    first = at if data[at : at + 1] == b"-" else at + 1
+    literal = _LITERAL.match(data, first).group()
+    if b"." in literal or b"e" in literal or b"E" in literal:
+        return False
+    return len(literal) > 21 or not INT_MIN <= int(literal) <= INT_MAX
 
 
 def _orjson_depth_limit() -> int:
@@ -255,8 +278,8 @@ def _parse_fast(data: bytes) -> list[Any] | None:
     Only for files the standard path reads exactly as orjson does; None for anything
     else, so every refusal and its message come from the standard path unchanged:
 
-    - a number of 19+ digits (orjson turns integers beyond 64 bits into floats; the
-      standard path refuses them): None without parsing;
+    - an integer beyond 64 bits (orjson reads it as a float, or as an integer the
+      standard path refuses): None without parsing;
     - anything orjson refuses (bad JSON or UTF-8, NaN/Infinity, which the standard
       path reads as null, float overflow, control characters, lone surrogate
       escapes, which the standard path refuses with their place): None;
@@ -266,7 +289,7 @@ def _parse_fast(data: bytes) -> list[Any] | None:
       path always reads; a deeper file is the standard path's to accept or refuse;
     - a root that is not a list: None (the standard path words the refusal).
 
-    What both accept they read alike: same ints (at most 18 digits) and floats (both
+    What both accept they read alike: same ints (within 64 bits) and floats (both
     round correctly), the last of duplicate keys at the first one's place, escapes.
     """
     if _DEPTH_PAD <= 0:
