@@ -200,6 +200,26 @@ def _sha256_of(path: Path) -> str | None:
         return None
 
 
+def _read_old(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def _save_backup(path: Path, backup: Path, old: bytes, mode: int) -> None:
+    """Keep the file at *path* (bytes *old*) as *backup*: a hard link, else a copy
+    (another file system, or one without links)."""
+    try:
+        os.link(path, backup)
+    except OSError:
+        _replace_file(backup, old, mode)
+    else:
+        _fsync_dir(backup.parent)
+
+
 def _backup_stem(path: Path) -> str:
     return path.name[: -len(".json")] if path.name.endswith(".json") else path.name
 
@@ -238,6 +258,7 @@ def atomic_write(
     *,
     keep_backups: int = 20,
     expected_sha256: str | None = None,
+    current: bytes | None = None,
 ) -> Path | None:
     """Replace *path* with *data* so readers only ever see the old or the new bytes.
 
@@ -250,6 +271,13 @@ def atomic_write(
     meanwhile by a tool that does not take our lock raises :class:`FileChangedError`;
     the hash is checked again once the temp file is written, immediately before the
     rename (the window left is that re-read and the rename: docs/compatibility.md).
+    A caller that has just read the file's bytes under the registry lock (and
+    checked them against *expected_sha256*) passes them as *current*: they are not
+    read and hashed a second time (80 MB for a big registry).
+
+    The backup is a hard link to the old file (no copy of tens of megabytes, no
+    second fsync); where links are not possible, a copy. With *expected_sha256* the
+    re-check before the rename also proves the link holds the bytes the caller read.
 
     A symbolic link is written through: the temp file is written beside the file the
     link points to and renamed there, so the link stays; the backup is a regular file
@@ -257,18 +285,16 @@ def atomic_write(
     """
     link = Path(path)
     path = write_target(link)  # a link is written through: the link stays
-    try:
-        old: bytes | None = path.read_bytes()
-    except FileNotFoundError:
-        old = None
-    except OSError as exc:
-        raise write_error(path, exc) from exc
-    if (
-        expected_sha256
-        and old is not None
-        and hashlib.sha256(old).hexdigest() != expected_sha256
-    ):
-        raise FileChangedError(path)
+    if current is not None:
+        old: bytes | None = current  # read (and hashed) by the caller, under the lock
+    else:
+        old = _read_old(path)
+        if (
+            expected_sha256
+            and old is not None
+            and hashlib.sha256(old).hexdigest() != expected_sha256
+        ):
+            raise FileChangedError(path)
     if old == data:
         return None
     _check_writable(path)
@@ -277,10 +303,15 @@ def atomic_write(
     if old is not None and keep_backups > 0:
         # Beside the name the registry uses (the link), never in a linked checkout.
         backup = _backup_path(link)
-        _replace_file(backup, old, mode)
+        _save_backup(path, backup, old, mode)
         _prune_backups(link, keep_backups)
     # The hash the caller read is checked again right before the rename, so another
     # program's write in between is not renamed over.
     check = expected_sha256 if old is not None else None
-    _replace_file(path, data, mode, expected_sha256=check)
+    try:
+        _replace_file(path, data, mode, expected_sha256=check)
+    except (FileChangedError, RegistryWriteError):
+        if backup is not None:  # nothing was replaced: nothing to keep a backup of
+            backup.unlink(missing_ok=True)
+        raise
     return backup

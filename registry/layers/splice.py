@@ -32,7 +32,7 @@ from .errors import ConflictError, FileChangedError, RegistryError
 from .files import atomic_write, registry_lock
 from .merge import ABSENT_FINGERPRINT, MergedEntry, copy_json
 from .read import entry_issues, name_problem
-from .style import DEFAULT_STYLE, JsonStyle, detect_style
+from .style import DEFAULT_STYLE, JsonStyle, detect_parsed_style
 from .write import WriteResult, ordered_like, validate_updates
 
 
@@ -215,7 +215,7 @@ def splice_entry_write(
         if plan is None:
             return None
         try:
-            return _write(plan, paths, layer, data, keep_backups)
+            return _write(plan, paths, layer, data, known.sha256, keep_backups)
         except FileChangedError:
             # Another program replaced the layer while we wrote it (nothing was
             # renamed): the caller redoes the write from the files.
@@ -270,8 +270,10 @@ def _plan(
         snap_text = snap_data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    style = detect_style(text)
-    if _item_indent(style) is None or detect_style(snap_text) != DEFAULT_STYLE:
+    # The bytes are the ones the last full read parsed (their sha256 was checked):
+    # their style is read without a stripped copy of each file.
+    style = detect_parsed_style(layer_data)
+    if _item_indent(style) is None or detect_parsed_style(snap_data) != DEFAULT_STYLE:
         return None
     span = find_item_span(text, name, old, style)
     if span is None:
@@ -308,9 +310,11 @@ def _write(
     paths: dict[str, Path],
     layer: str,
     data: dict[str, bytes],
+    known_sha256: dict[str, str],
     keep_backups: int,
 ) -> SpliceResult:
     """Write the layer (with a backup) then the snapshot, under the caller's lock.
+    *data* holds the files' bytes as read under it, *known_sha256* their hashes.
 
     A snapshot that cannot be written is reported, never raised (like the original).
     """
@@ -322,7 +326,8 @@ def _write(
             path,
             plan.new_data,
             keep_backups=keep_backups,
-            expected_sha256=hashlib.sha256(layer_data).hexdigest(),
+            expected_sha256=known_sha256[layer],
+            current=layer_data,
         )
         if changed
         else None
@@ -330,7 +335,9 @@ def _write(
     files = {layer: _file_state(path, plan.new_data)}
     snapshot_error = None
     try:
-        atomic_write(paths[SNAPSHOT], plan.new_snap, keep_backups=0)
+        atomic_write(
+            paths[SNAPSHOT], plan.new_snap, keep_backups=0, current=data[SNAPSHOT]
+        )
     except (RegistryError, OSError) as exc:
         snapshot_error = str(exc)
     try:

@@ -381,6 +381,63 @@ def test_atomic_write_backups_and_noop(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_backup_is_a_link_to_the_old_file_or_a_copy_where_links_fail(
+    tmp_path, monkeypatch
+):
+    """No copy of tens of megabytes per write: the old file itself becomes the
+    backup. Where links are refused (another file system), the bytes are copied."""
+    target = tmp_path / "model_registry.discovered.json"
+    target.write_bytes(b"[1]\n")
+    old_inode = target.stat().st_ino
+    linked = atomic_write(target, b"[2]\n", keep_backups=5)
+    assert linked.stat().st_ino == old_inode
+    assert linked.read_bytes() == b"[1]\n"
+    assert target.read_bytes() == b"[2]\n"
+    assert target.stat().st_ino != old_inode
+
+    def no_links(*_args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    copied = atomic_write(target, b"[3]\n", keep_backups=5)
+    assert copied.read_bytes() == b"[2]\n"
+    assert target.read_bytes() == b"[3]\n"
+
+
+def test_bytes_the_caller_read_are_not_read_again_but_still_guarded(
+    tmp_path, monkeypatch
+):
+    """*current*: the caller's bytes (read under the lock) stand in for a second read
+    of tens of megabytes; another program's replacement is still refused."""
+    import hashlib
+
+    from registry.layers import FileChangedError
+
+    target = tmp_path / "model_registry.curated.json"
+    target.write_bytes(b"[1]\n")
+    reads = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(
+        Path, "read_bytes", lambda self: reads.append(self) or real_read(self)
+    )
+    atomic_write(target, b"[2]\n", keep_backups=0, current=b"[1]\n")
+    assert reads == []
+    assert target.read_bytes() == b"[2]\n"
+
+    target.write_bytes(b"[7]\n")  # another program, after the caller read [1]
+    with pytest.raises(FileChangedError):
+        atomic_write(
+            target,
+            b"[3]\n",
+            keep_backups=3,
+            expected_sha256=hashlib.sha256(b"[1]\n").hexdigest(),
+            current=b"[1]\n",
+        )
+    assert target.read_bytes() == b"[7]\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob("*.bak.json"))  # nothing replaced, nothing kept
+
+
 def test_atomic_write_keeps_permission_bits(tmp_path):
     target = tmp_path / "f.json"
     target.write_bytes(b"[]")
