@@ -150,10 +150,10 @@ def edit_form(entry: ModelEntry, data: dict | None = None) -> ModelEntryEditForm
 
 
 def check_edit_conflict(
-    entry: ModelEntry, fingerprint: str
+    entry: ModelEntry, fingerprint: str, who: Actor
 ) -> writeback.EntryConflict | None:
     """An ``EntryConflict`` when the files or the mirror moved past ``fingerprint``."""
-    return editing.check_conflict(entry, fingerprint)
+    return editing.check_conflict(entry, fingerprint, who)
 
 
 def preview_edit(entry: ModelEntry, form: ModelEntryEditForm) -> editing.Preview:

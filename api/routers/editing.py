@@ -86,7 +86,7 @@ def edit_entry(entry, who, payload):
     if not form.is_valid():
         raise Invalid(form_errors(form, "body", "fields"))
     preview = services.preview_edit(entry, form)
-    conflict = services.check_edit_conflict(entry, payload.fingerprint)
+    conflict = services.check_edit_conflict(entry, payload.fingerprint, who)
     if conflict is not None:
         return _conflict_body(entry, conflict, preview.new_curated)
     result = {

@@ -603,11 +603,14 @@ def save_edit(
     )
 
 
-def check_conflict(entry: ModelEntry, fingerprint: str) -> EntryConflict | None:
+def check_conflict(
+    entry: ModelEntry, fingerprint: str, actor: Actor | None = None
+) -> EntryConflict | None:
     """An ``EntryConflict`` when the files or the mirror moved past *fingerprint* (the
-    version the form was opened with); None when both still hold it. Reads the files.
+    version the form was opened with); None when both still hold it. Another tool's
+    change is synced first, by *actor* (``current_layers``).
     """
-    current = current_layers(entry.name)
+    current = current_layers(entry.name, actor)
     current_fp = current.fingerprint if current else layers.ABSENT_FINGERPRINT
     if current_fp == fingerprint and entry.fingerprint == fingerprint:
         return None

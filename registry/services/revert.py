@@ -165,7 +165,7 @@ def save_revert(
     keys, or the preview is out of date), ``writeback.EntryConflict`` (the entry
     changed since the preview) and ``layers.RegistryWriteError``."""
     check_revertible(entry, change)
-    conflict = check_conflict(entry, expected_fingerprint)
+    conflict = check_conflict(entry, expected_fingerprint, actor)
     if conflict is not None:  # the editor's guard: say who changed what since
         raise conflict
 

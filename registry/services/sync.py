@@ -923,6 +923,23 @@ class MirrorState:
     known: layers.KnownState
 
 
+def mirror_row(name: str) -> ModelEntry | None:
+    """The mirror row of *name* when it is the files' content right now, else None.
+
+    Call it under the registry lock. The three files must look exactly as the last
+    sync saw them (path, mtime, size; a missing snapshot still missing), with no file
+    error and no problem reported for *name*. Unlike :func:`mirror_state` (what a
+    splice needs) the snapshot may be missing: a read takes the layers only.
+    """
+    rows = unchanged_layer_files()
+    if rows is None:
+        return None
+    for lf in rows:
+        if lf.error or any(p.get("name") == name for p in lf.problems or []):
+            return None
+    return ModelEntry.objects.filter(name=name).first()
+
+
 def mirror_state(name: str) -> MirrorState | None:
     """What the mirror knows about *name*, when it can stand in for a full read.
 

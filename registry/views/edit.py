@@ -85,7 +85,9 @@ def entry_edit_preview(request, pk: int):
         return _render(request, _context(entry, form))
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
     try:
-        conflict = editing.check_conflict(entry, form.cleaned_data["fingerprint"])
+        conflict = editing.check_conflict(
+            entry, form.cleaned_data["fingerprint"], Actor.from_request(request)
+        )
     except layers.RegistryError as exc:  # a broken registry file: nothing to confirm
         return _render(
             request, _context(entry, form, preview=preview, write_error=str(exc))
@@ -116,7 +118,9 @@ def entry_edit_confirm(request, pk: int):
     preview = editing.preview_edit(entry, form.cleaned_data, form.initial_values)
     if entry.fingerprint != fingerprint:
         try:
-            conflict = editing.check_conflict(entry, fingerprint)
+            conflict = editing.check_conflict(
+                entry, fingerprint, Actor.from_request(request)
+            )
         except layers.RegistryError as exc:
             return _render(
                 request, _context(entry, form, preview=preview, write_error=str(exc))

@@ -126,9 +126,11 @@ def resolve_model_dir(merged: dict) -> Path:
     return path
 
 
-def current_entry(name: str) -> layers.MergedEntry:
-    """The entry as the layer files hold it now; ``EntryNotFound`` when absent."""
-    current = current_layers(name)
+def current_entry(name: str, actor: Actor) -> layers.MergedEntry:
+    """The entry as the layer files hold it now; ``EntryNotFound`` when absent.
+
+    Another tool's change is synced first, by *actor* (``current_layers``)."""
+    current = current_layers(name, actor)
     if current is None:
         raise EntryNotFound(name)
     return current

@@ -132,7 +132,7 @@ def verify(
     t0 = time.monotonic()
     details: dict[str, Any] = {}
     try:
-        found = _hash_entry(name, details, on_progress, cancel)
+        found = _hash_entry(name, actor, details, on_progress, cancel)
     except BaseException as exc:
         message = str(exc) or exc.__class__.__name__
         if isinstance(exc, hashing.HashCancelled):
@@ -153,6 +153,7 @@ def verify(
 
 def _hash_entry(
     name: str,
+    actor: Actor,
     details: dict[str, Any],
     on_progress: ProgressCallback | None,
     cancel: threading.Event | None,
@@ -162,7 +163,7 @@ def _hash_entry(
     Fills *details* (for the audit row) as it goes, so a failure row says how far it
     got. Raises :class:`LockViolation` for a locked entry whose hash differs.
     """
-    merged = current_entry(name).merged
+    merged = current_entry(name, actor).merged
     path = resolve_model_dir(merged)
     details["model_dir"] = str(path)
     locked, expected = lock_state(merged)

@@ -67,7 +67,7 @@ def lock(
     """
     t0 = time.monotonic()
     try:
-        current = current_entry(name)
+        current = current_entry(name, actor)
         locked, expected = lock_state(current.merged)
         if set_expected and locked and expected:
             return _already_locked(name, expected, actor, job=job, started=t0)
