@@ -3,6 +3,7 @@ rewrite keeps its bytes stable, and a pause of the garbage collector for big loa
 
 from __future__ import annotations
 
+import codecs
 import gc
 import json
 import re
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,74 @@ def detect_parsed_style(
 
 
 def dumps(items: Any, style: JsonStyle = DEFAULT_STYLE) -> bytes:
-    """Serialize *items* the way :func:`detect_style` saw them (UTF-8 bytes)."""
-    text = json.dumps(items, indent=style.indent, ensure_ascii=style.ensure_ascii)
-    if style.trailing_newline:
-        text += "\n"
-    return text.encode("utf-8")
+    """Serialize *items* the way :func:`detect_style` saw them (UTF-8 bytes): the
+    bytes of ``json.dumps(items, indent=..., ensure_ascii=...)``."""
+    fast = style.indent == 2 and style.ensure_ascii  # what the original writes
+    data = _dumps_fast(items) if fast else None
+    if data is None:
+        text = json.dumps(items, indent=style.indent, ensure_ascii=style.ensure_ascii)
+        data = text.encode("utf-8")
+    return data + b"\n" if style.trailing_newline else data
+
+
+#: A negative one-digit exponent ("2e-7": ``json.dumps`` writes "2e-07"), found by
+#: its literal start (a class-first pattern tries every byte of 80 MB: ~1 s).
+_SHORT_EXPONENT = re.compile(rb"e-\d(?![\d.])")
+_DIGITS = frozenset(b"0123456789")
+
+
+def _tiny_float_in(data: bytes) -> bool:
+    """May *data* (orjson's output) hold a float below 1e-4, which orjson writes as
+    "0.00001" or "2e-7" and ``json.dumps`` as "1e-05" or "2e-07"? Also True for the
+    rare string that looks like one (then ``json.dumps`` writes the file)."""
+    if b"0.0000" in data:
+        return True
+    return any(data[m.start() - 1] in _DIGITS for m in _SHORT_EXPONENT.finditer(data))
+
+
+def _dumps_fast(items: Any) -> bytes | None:
+    """``json.dumps(items, indent=2)``'s bytes by orjson (~15x faster: 1 s saved per
+    80 MB file), or None wherever the two could differ.
+
+    ``json.dumps`` escapes every character outside " "..."~"; orjson writes them raw
+    (they only occur in strings), so they are escaped afterwards the same way. Floats
+    below 1e-4 are written in other forms; integers beyond 64 bits, lone surrogates
+    and keys that are not strings make orjson refuse. NaN and infinities (orjson
+    writes null) never get here: the reader turns NaN into null and ``unwritable``
+    refuses them in updates. Everything else is written alike; a property test holds
+    the two to it.
+    """
+    try:
+        data = orjson.dumps(items, option=orjson.OPT_INDENT_2)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    if _tiny_float_in(data):
+        return None
+    if not data.isascii():
+        data = data.decode("utf-8").encode("ascii", _JSON_ESCAPES)
+    return data.replace(b"\x7f", b"\\u007f") if b"\x7f" in data else data
+
+
+def _escape_as_json(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: non-ASCII characters as ``json.dumps`` escapes them
+    (``\\u00e9``; a surrogate pair beyond the first plane), lowercase hex."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = []
+    for ch in exc.object[exc.start : exc.end]:
+        code = ord(ch)
+        if code > 0xFFFF:
+            code -= 0x10000
+            out.append(
+                f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+            )
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out), exc.end
+
+
+_JSON_ESCAPES = "imageworks-json-escapes"
+codecs.register_error(_JSON_ESCAPES, _escape_as_json)
 
 
 def snapshot_bytes(items: list[dict]) -> bytes:
