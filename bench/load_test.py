@@ -9,6 +9,8 @@ Options: ``--duration 60 --users 50 --workers 3 --threads 1 --entries 10000
 --think 0.2:1.0``
 ``--keep`` (keep the temp folder / database), ``--pg-url``, ``--redis-url``,
 ``--py-spy`` (sample the workers during the window and print where the time goes),
+``--summary FILE`` / ``--against FILE`` (keep a one-user run's medians, then print
+another run's p95 over them: the issue's "p95 <= 3x the single-user median"),
 ``--timeline FILE`` (every request and background event with its start, to see what
 a slow request ran beside).
 
@@ -583,7 +585,7 @@ def report(stats: Stats, title: str) -> tuple[int, int]:
     n5xx = transport = 0
     for kind in sorted(stats.lat, key=lambda k: -len(stats.lat[k])):
         times = sorted(stats.lat[kind])
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        p95 = percentile_95(times)
         codes = " ".join(f"{c}:{n}" for c, n in sorted(stats.codes[kind].items()))
         print(
             f"{kind:<24}{len(times):>7}{len(times) / wall:>8.2f}"
@@ -601,6 +603,44 @@ def report(stats: Stats, title: str) -> tuple[int, int]:
         if not note.startswith("host: "):  # the sampler's, for the timeline only
             print(f"  {note}")
     return n5xx, transport
+
+
+def percentile_95(times: list[float]) -> float:
+    """The p95 the report prints: the sample at 95 % of the sorted list."""
+    times = sorted(times)
+    return times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+
+
+def summarize(stats: Stats) -> dict[str, dict[str, float]]:
+    return {
+        kind: {
+            "count": len(times),
+            "median_ms": round(statistics.median(times), 2),
+            "p95_ms": round(percentile_95(times), 2),
+        }
+        for kind, times in stats.lat.items()
+    }
+
+
+#: The issue's goal: under load, p95 at most this many times the one-user median.
+RATIO_GOAL = 3.0
+GOAL_KINDS = ("models page", "filter (htmx)", "search (htmx)", "drawer (htmx)")
+
+
+def print_ratios(loaded: dict, alone: dict) -> None:
+    """Each kind's p95 under this run's load over its median in a one-user run."""
+    print(f"\np95 here / one-user median (goal <= {RATIO_GOAL:.0f}x):")
+    for kind in GOAL_KINDS + tuple(k for k in loaded if k not in GOAL_KINDS):
+        if kind not in loaded or kind not in alone:
+            continue
+        ratio = loaded[kind]["p95_ms"] / alone[kind]["median_ms"]
+        mark = (
+            ("meets" if ratio <= RATIO_GOAL else "MISSES") if kind in GOAL_KINDS else ""
+        )
+        print(
+            f"  {kind:<24}{loaded[kind]['p95_ms']:>8.1f} / "
+            f"{alone[kind]['median_ms']:>6.1f} ms = {ratio:4.2f}x  {mark}"
+        )
 
 
 # --------------------------------------------------------------------------- main
@@ -632,6 +672,16 @@ def main() -> int:
         "--timeline",
         metavar="FILE",
         help="write every request and background event (start, kind, ms) to FILE",
+    )
+    parser.add_argument(
+        "--summary",
+        metavar="FILE",
+        help="write each kind's count, median and p95 (ms, unrounded) to FILE as JSON",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="FILE",
+        help="a --summary of a one-user run: print each kind's p95 over its median",
     )
     parser.add_argument(
         "--py-spy",
@@ -789,6 +839,11 @@ def main() -> int:
         )
         if args.timeline:
             write_timeline(stats, Path(args.timeline))
+        summary = summarize(stats)
+        if args.summary:
+            Path(args.summary).write_text(json.dumps(summary, indent=2) + "\n")
+        if args.against:
+            print_ratios(summary, json.loads(Path(args.against).read_text()))
         if spied:
             from bench import spy
 
