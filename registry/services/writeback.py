@@ -114,8 +114,8 @@ def current_layers(name: str, actor: Actor | None = None) -> layers.MergedEntry 
         with layers.registry_lock(folder, CURRENT_LOCK_WAIT):
             _catch_up(actor or Actor.system())
             row = mirror_row(name)
-    except layers.LockTimeout:
-        row = None
+    except (layers.LockTimeout, layers.RegistryWriteError):
+        row = None  # a busy writer, or a read-only folder: the files can still be read
     return read_current(name) if row is None else _mirrored(row)
 
 

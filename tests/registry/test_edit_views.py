@@ -125,6 +125,19 @@ class EditFlowTests(EditViewTestCase):
         self.assertEqual(read.call_count, 0)
         self.assertEqual(self.curated(QWEN)["display_name"], "Checked, not re-read")
 
+    def test_preview_of_a_read_only_registry_folder_still_shows_the_diff(self):
+        """The conflict check cannot take the write lock there; it reads the files
+        instead (the confirm then says the folder is read-only, as before)."""
+        from unittest import mock
+
+        from registry.layers import files
+
+        client = self.client_for(self.editor)
+        with mock.patch.object(files, "_is_read_only", return_value=True):
+            response = self.preview(client, display_name="Read-only folder")
+        self.assertContains(response, 'data-testid="edit-diff"')
+        self.assertContains(response, "Confirm save")
+
     def test_confirm_saves_and_triggers_refresh_events(self):
         client = self.client_for(self.editor)
         response = self.confirm(client, display_name="Qwen2.5-VL 7B AWQ (prod)")
