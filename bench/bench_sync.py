@@ -186,6 +186,7 @@ STEPS = (
     ("edit", "one change_entry edit (splice + one-row update + audit)"),
     ("edit-catch-up", "same, after an outside change (catch-up sync + splice)"),
     ("edit-full", "same, stale snapshot (full path: both files rewritten)"),
+    ("verify", "one verify of a 3-file model (read, hash, write-back, audit)"),
 )
 
 
@@ -222,6 +223,8 @@ class Steps:
             self.history_before = EntryChange.objects.count()
         elif step == "edit-catch-up":
             outside_change(self.reg, 30, 31338 + 10 * self.round)
+        elif step == "verify" and not hasattr(self, "verify_name"):
+            self.verify_name = self.model_to_verify()
         elif step == "edit-full":
             # A snapshot that does not equal the merge of the layers (another tool
             # left it stale): nothing may be spliced into it.
@@ -245,6 +248,11 @@ class Steps:
             result = sync_registry(self.actor)
             target = self.items[self.entries // 2]["name"]
             assert result.changed == [target], result.summary()
+        elif step == "verify":
+            from registry.services import verify
+
+            outcome = verify.verify(self.verify_name, self.actor)
+            assert outcome.files == 3, outcome
         else:
             index = {"edit": 10, "edit-catch-up": 20, "edit-full": 50}[step]
             assert self.edit(index, f"{step} {self.round}").changed
@@ -257,6 +265,28 @@ class Steps:
             rows = list(EntryChange.objects.order_by("-pk")[:new])
             self.history_rows = len(rows)
             self.history_bytes = sum(len(json.dumps(h.changes)) for h in rows)
+
+    def model_to_verify(self) -> str:
+        """Untimed: three small files in the bench's own folder, recorded as one
+        entry's model path (an edit); the verify step hashes and records them."""
+        from registry import layers
+        from registry.choices import Action
+        from registry.services.writeback import change_entry
+
+        folder = self.reg.parent / "bench-model"
+        folder.mkdir()
+        for i, size in enumerate((70_000, 4_000, 300)):
+            (folder / f"part-{i}.bin").write_bytes(bytes([i]) * size)
+        name = _name_at(self.reg, 60)
+
+        def point_at_folder(raw):
+            raw = dict(raw or {"name": name})
+            config = dict(raw.get("backend_config") or {})
+            config["model_path"] = str(folder)
+            return {**raw, "backend": "vllm", "backend_config": config}
+
+        change_entry(self.actor, Action.EDIT, name, layers.CURATED, point_at_folder)
+        return name
 
     def edit(self, index: int, label: str):
         from registry import layers
