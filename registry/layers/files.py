@@ -298,7 +298,10 @@ def atomic_write(
     if old == data:
         return None
     _check_writable(path)
-    mode = _default_mode() if old is None else stat.S_IMODE(os.stat(path).st_mode)
+    try:
+        mode = _default_mode() if old is None else stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:  # gone since the caller read it (*current*)
+        mode = _default_mode()
     backup: Path | None = None
     if old is not None and keep_backups > 0:
         # Beside the name the registry uses (the link), never in a linked checkout.
