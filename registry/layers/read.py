@@ -126,10 +126,21 @@ def _parse_float(literal: str) -> Any:
     return value
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
 def _json_path(steps: list[Any]) -> str:
+    """``$[0].backend_config["odd key"]``: a key that is not a plain name is quoted as
+    JSON, so a NUL or a newline in it never reaches a message (the database refuses
+    NUL in text)."""
     out = "$"
     for step in steps:
-        out += f"[{step}]" if isinstance(step, int) else f".{step}"
+        if isinstance(step, int):
+            out += f"[{step}]"
+        elif _PLAIN_KEY.match(step):
+            out += f".{step}"
+        else:
+            out += f"[{json.dumps(step)}]"
     return out
 
 

@@ -161,6 +161,18 @@ def test_deep_file_still_refused_with_its_place(tmp_path, monkeypatch):
         read_layer(path, "discovered")
 
 
+def test_a_refusal_under_an_odd_key_names_it_quoted(tmp_path):
+    """The path in the message quotes keys that are not plain names: a NUL in a key
+    never reaches the message (PostgreSQL refuses NUL in the stored error)."""
+    path = tmp_path / "model_registry.discovered.json"
+    path.write_text(json.dumps([{"name": "a", "x y": {"\x00": 2**63}}]))
+    with pytest.raises(LayerParseError) as info:
+        read_layer(path, "discovered")
+    message = str(info.value)
+    assert "\x00" not in message
+    assert message.endswith('at $[0]["x y"]["\\u0000"]'), message
+
+
 def test_long_number_in_a_string_or_a_hash_keeps_the_fast_path():
     data = b'[{"name": "a", "sha": "1234567890123456789012345", "n": 12}]'
     assert fast_reads(data)
