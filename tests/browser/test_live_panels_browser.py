@@ -195,7 +195,9 @@ def test_health_headline_is_the_configured_server(
     try:
         settings.IMAGEWORKS_OLLAMA_URL = fake.url
         settings.IMAGEWORKS_TRITON_URL = f"http://127.0.0.1:{free_port()}"
-        settings.IMAGEWORKS_HEALTH_TIMEOUT = 0.5
+        # The dead addresses refuse at once; the live fake may answer late on a busy
+        # CI host, and a timed-out first check would stay on the card past the wait.
+        settings.IMAGEWORKS_HEALTH_TIMEOUT = 3.0
         long_base = (
             f"http://127.0.0.1:{dead}/a-rather-long-proxy-prefix-for-an-old-ollama-box"
             "/that-nobody-switched-off-in-the-registry-yet/v1"
