@@ -923,54 +923,46 @@ class MirrorState:
     known: layers.KnownState
 
 
-def mirror_row(name: str) -> ModelEntry | None:
-    """The mirror row of *name* when it is the files' content right now, else None.
-
-    Call it under the registry lock. The three files must look exactly as the last
-    sync saw them (path, mtime, size; a missing snapshot still missing), with no file
-    error and no problem reported for *name*. Unlike :func:`mirror_state` (what a
-    splice needs) the snapshot may be missing: a read takes the layers only.
-    """
-    rows = unchanged_layer_files()
-    if rows is None:
+def _mirrored_files(name: str) -> tuple[list[LayerFile], ModelEntry] | None:
+    """The ``LayerFile`` rows and *name*'s mirror row, when that row is the files'
+    content right now: the three files look exactly as the last sync saw them (path,
+    mtime, size; a missing file still missing), no file had an error and no problem
+    was reported for *name*. None otherwise. Call it under the registry lock."""
+    files = unchanged_layer_files()
+    if files is None:
         return None
-    for lf in rows:
+    for lf in files:
         if lf.error or any(p.get("name") == name for p in lf.problems or []):
             return None
-    return ModelEntry.objects.filter(name=name).first()
+    row = ModelEntry.objects.filter(name=name).first()
+    return None if row is None else (files, row)
+
+
+def mirror_row(name: str) -> ModelEntry | None:
+    """The mirror row of *name* when it is the files' content right now, else None
+    (:func:`_mirrored_files`). Unlike :func:`mirror_state` (what a splice needs) the
+    snapshot may be missing: a read takes the layers only."""
+    mirrored = _mirrored_files(name)
+    return None if mirrored is None else mirrored[1]
 
 
 def mirror_state(name: str) -> MirrorState | None:
     """What the mirror knows about *name*, when it can stand in for a full read.
 
-    Call it under the registry lock. None unless the three files look exactly as the
-    last sync saw them (path, mtime, size; ``splice_entry_write`` then checks their
-    sha256), no file had an error, and no problem was reported for *name*.
+    Call it under the registry lock. None unless :func:`_mirrored_files` trusts the
+    row and all three files exist with the sha256 the last sync recorded
+    (``splice_entry_write`` checks the bytes against them).
     """
-    files = {lf.layer: lf for lf in LayerFile.objects.all()}
-    if set(files) != set(LAYER_KEYS):
+    mirrored = _mirrored_files(name)
+    if mirrored is None:
         return None
-    signatures = layers.layer_signatures(registry_dir())
-    for key, sig in signatures.items():
-        lf = files[key]
-        if (
-            sig is None
-            or not lf.exists
-            or lf.error
-            or not lf.sha256
-            or (lf.mtime_ns, lf.size) != sig
-            or lf.path != str(_file_path(key))
-        ):
-            return None
-        if any(p.get("name") == name for p in lf.problems or []):
-            return None
-    row = ModelEntry.objects.filter(name=name).first()
-    if row is None:
+    files, row = mirrored
+    if not all(lf.exists and lf.sha256 for lf in files):
         return None
     return MirrorState(
         row=row,
         known=layers.KnownState(
-            sha256={key: files[key].sha256 for key in LAYER_KEYS},
+            sha256={lf.layer: lf.sha256 for lf in files},
             curated=row.curated_raw,
             discovered=row.discovered_raw,
             fingerprint=row.fingerprint,
