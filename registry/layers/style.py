@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import orjson
@@ -141,21 +142,11 @@ def _dumps_fast(items: Any) -> bytes | None:
 
 
 def _escape_as_json(exc: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: non-ASCII characters as ``json.dumps`` escapes them
-    (``\\u00e9``; a surrogate pair beyond the first plane), lowercase hex."""
+    """Codec error handler: the non-ASCII characters escaped by ``json``'s own
+    escaping (``\\u00e9``; a surrogate pair beyond the first plane)."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
-    out = []
-    for ch in exc.object[exc.start : exc.end]:
-        code = ord(ch)
-        if code > 0xFFFF:
-            code -= 0x10000
-            out.append(
-                f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
-            )
-        else:
-            out.append(f"\\u{code:04x}")
-    return "".join(out), exc.end
+    return encode_basestring_ascii(exc.object[exc.start : exc.end])[1:-1], exc.end
 
 
 _JSON_ESCAPES = "imageworks-json-escapes"
