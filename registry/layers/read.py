@@ -227,41 +227,31 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _may_hold_long_number(data: bytes) -> bool:
-    """True when *data* may hold an integer outside 64 bits (orjson reads those as
-    floats, or as integers the registry refuses: the standard path must decide).
+    """True when *data* may hold a number the registry refuses among its long ones
+    (orjson reads an integer outside 64 bits as a float, or as an integer the
+    standard path refuses: the standard path must decide).
 
     Candidates are a delimiter or "-" followed by 19 or more digits and dots (a
     superset of ``_BIG_NUMBER``'s first branch), found by translating bytes into
     classes and one substring search per chunk: ~20x faster than the regex, whose
     lookbehind makes it try every position. Chunks overlap by the pattern's length,
-    so no occurrence is cut in two. Each candidate's literal is then read: a float
-    (both parsers round alike) or an integer within 64 bits, such as the nanosecond
-    timestamps a verify records, keeps the fast path.
+    so no occurrence is cut in two. Each candidate is then read as the standard path
+    reads it (:func:`_refused_number`): a float, an integer within 64 bits (such as
+    the nanosecond timestamps a verify records) or text that is no number keeps the
+    fast path.
     """
     for start in range(0, len(data), _SCAN_CHUNK):
         chunk = data[start : start + _SCAN_CHUNK + len(_LONG_RUN) - 1]
         classes = chunk.translate(_RUN_CLASSES)
         at = classes.find(_LONG_RUN)
         while at >= 0:
-            if _beyond_int64(data, start + at):
+            first = start + at  # the delimiter, or the number's "-"
+            if data[first : first + 1] != b"-":
+                first += 1
+            if _refused_number(data, first):
                 return True
             at = classes.find(_LONG_RUN, at + 1)
     return False
-
-
-#: The number-like text at a candidate: sign, digits and dots, exponent.
-_LITERAL = re.compile(rb"-?[\d.]*(?:[eE][+-]?\d+)?")
-
-
-def _beyond_int64(data: bytes, at: int) -> bool:
-    """Is the candidate whose delimiter (or "-") is at *at* an integer outside 64
-    bits? Text that is not a number (a run of digits in a string) counts as one when
-    its digits would be: the standard path then reads it, correctly, more slowly."""
-    first = at if data[at : at + 1] == b"-" else at + 1
-    literal = _LITERAL.match(data, first).group()
-    if b"." in literal or b"e" in literal or b"E" in literal:
-        return False
-    return len(literal) > 21 or not INT_MIN <= int(literal) <= INT_MAX
 
 
 def _orjson_depth_limit() -> int:
@@ -448,15 +438,21 @@ def _parse_standard(path: Path, data: bytes) -> list[Any]:
 _NUMBER = re.compile(rb"(?<=[:\[,\s])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
+def _refused_number(data: bytes, start: int) -> bool:
+    """Is the JSON number at *start* one the registry refuses (an integer outside 64
+    bits, a float that overflows)? False where no number starts there."""
+    literal = _NUMBER.match(data, start)
+    if literal is None:
+        return False
+    text = literal.group().decode()
+    parse = _parse_float if any(c in text for c in ".eE") else _parse_int
+    return isinstance(parse(text), _BadValue)
+
+
 def _number_at(data: bytes) -> str:
     """Where the first number the registry refuses is in *data* (line and column)."""
     for match in _BIG_NUMBER.finditer(data):
-        literal = _NUMBER.match(data, match.start())
-        if literal is None:
-            continue
-        text = literal.group().decode()
-        parse = _parse_float if any(c in text for c in ".eE") else _parse_int
-        if isinstance(parse(text), _BadValue):
+        if _refused_number(data, match.start()):
             return _line_column(data, match.start())
     return "the whole file"
 
