@@ -260,18 +260,8 @@
 
   // ---- live refresh (entryChanged / slotChanged) --------------------------------------
   // The table re-fetches its own URL and the drawer its badges/facts/serving slot
-  // (hx-trigger in the templates). Keep what the user is doing: never refresh the drawer
-  // under an open dialog, and keep the table's own scroll position.
-  document.addEventListener("htmx:beforeRequest", function (evt) {
-    var elt = evt.detail && evt.detail.elt;
-    if (!elt || !elt.classList || !elt.classList.contains("drawer-refresh")) return;
-    var drawer = document.getElementById("drawer");
-    if (drawer && drawer.querySelector("dialog[open]")) {
-      // A confirm dialog is open (or closing as its own request runs): retry shortly.
-      evt.preventDefault();
-      setTimeout(function () { if (document.body.contains(elt)) htmx.trigger(elt, "drawerRefresh"); }, 400);
-    }
-  });
+  // (hx-trigger in the templates; site.js keeps them from being lost or swapped under an
+  // open dialog: the drawer is their data-dialog-scope). Keep the table's scroll position.
   var tableScroll = null;
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var cfg = evt.detail.requestConfig;

@@ -135,4 +135,83 @@
     document.addEventListener("DOMContentLoaded", livePoll);
     document.addEventListener("visibilitychange", function () { if (!document.hidden) livePoll(); });
   }
+
+  // ---- live panels: never lost, never under an open dialog ---------------------------
+  // Panels marked data-live-refresh (with an id and "liveRefresh" in their hx-trigger)
+  // re-fetch themselves on the live events above. Two rules keep them true and usable:
+  //
+  // 1. A live refresh never swaps content under an open confirm dialog (the operator is
+  //    reading it): while a <dialog open> is inside the panel's data-dialog-scope
+  //    ancestor (or the panel), the refresh waits and runs when the dialog closes.
+  // 2. A change is never lost. Two changes close together (an activation ends:
+  //    slotChanged from the slot watch, actionsChanged from /live/) each trigger the
+  //    refresh. While the first is in flight htmx drops the second (hx-sync drop) or
+  //    queues it on the element that the first answer replaces (outerHTML), where it
+  //    never runs; if the first answer was read before the second change, the panel
+  //    stayed stale. So a panel that hears one of its events while its refresh is in
+  //    flight refreshes once more after.
+  var LIVE_EVENTS = ["entryChanged", "slotChanged", "actionsChanged", "healthChanged"];
+  var refreshing = {};  // panel id -> {elt, cause, listens: [event names], again}
+  function livePanel(elt) {
+    return elt && elt.id && elt.hasAttribute && elt.hasAttribute("data-live-refresh") ? elt : null;
+  }
+  function refreshLater(id) {
+    var now = document.getElementById(id);  // the panel in the page now (maybe swapped)
+    if (now && window.htmx) htmx.trigger(now, "liveRefresh");
+  }
+  function refreshAgain(id, state) {
+    if (refreshing[id] === state) delete refreshing[id];
+    if (state.again) refreshLater(id);
+  }
+  function waitForDialog(elt) {
+    var scope = elt.closest("[data-dialog-scope]") || elt;
+    var open = scope.querySelector("dialog[open]");
+    if (open) open.addEventListener("close", function () { refreshLater(elt.id); }, { once: true });
+    return !!open;
+  }
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var elt = livePanel(evt.detail && evt.detail.elt);
+    if (!elt) return;
+    if (waitForDialog(elt)) {
+      evt.preventDefault();
+      return;
+    }
+    var trigger = elt.getAttribute("hx-trigger") || "";
+    refreshing[elt.id] = {
+      elt: elt,
+      cause: (evt.detail.requestConfig || {}).triggeringEvent || null,
+      listens: LIVE_EVENTS.filter(function (name) { return trigger.indexOf(name) !== -1; }),
+      again: false,
+    };
+  });
+  LIVE_EVENTS.forEach(function (name) {
+    document.addEventListener(name, function (evt) {
+      Object.keys(refreshing).forEach(function (id) {
+        var state = refreshing[id];
+        if (state.cause !== evt && state.listens.indexOf(name) !== -1) state.again = true;
+      });
+    });
+  });
+  // A dialog opened while the refresh was in flight: keep the page, refresh on close.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var elt = livePanel(evt.detail && evt.detail.requestConfig && evt.detail.requestConfig.elt);
+    if (elt && evt.detail.shouldSwap && waitForDialog(elt)) evt.detail.shouldSwap = false;
+  });
+  // Ended with the panel still in the page (304, an error, an inner swap): it hears
+  // afterRequest itself. Replaced by its answer: the old element is detached and hears
+  // nothing, so wait for the swapped-in content to settle (htmx has bound its triggers).
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = livePanel(evt.detail && evt.detail.elt);
+    var state = elt && refreshing[elt.id];
+    if (state && state.elt === elt && document.body.contains(elt)) {
+      setTimeout(function () { refreshAgain(elt.id, state); }, 0);
+    }
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    Object.keys(refreshing).forEach(function (id) {
+      var state = refreshing[id];
+      var now = document.getElementById(id);
+      if (now && now !== state.elt && evt.target.contains(now)) refreshAgain(id, state);
+    });
+  });
 })();

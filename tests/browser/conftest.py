@@ -100,6 +100,38 @@ def login(page, live_server, username: str, password: str | None = None) -> None
     page.wait_for_load_state("domcontentloaded")
 
 
+_QUIET_WATCH = """() => {
+  if (window.__quiet) return;
+  const q = window.__quiet = {inflight: 0, last: performance.now()};
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (...args) {
+    q.inflight++;
+    q.last = performance.now();
+    this.addEventListener("loadend", () => { q.inflight--; q.last = performance.now(); });
+    return send.apply(this, args);
+  };
+  document.addEventListener("htmx:afterSettle", () => { q.last = performance.now(); });
+}"""
+
+
+def wait_for_quiet(page, quiet_ms: int = 600, timeout: float = 15_000) -> None:
+    """Wait until the page's panels have stopped refreshing themselves.
+
+    One change fires several live refreshes (the action's own answer, the job's end,
+    then the live poll); an assertion that reads a value once (``inner_text``,
+    ``bounding_box``) must not read a panel between two of them. Waits until no htmx
+    request has been in flight or settled for *quiet_ms*. Counts requests from the
+    first call on: call it once before the action too when that action is quick.
+    """
+    page.evaluate(_QUIET_WATCH)
+    page.wait_for_function(
+        "ms => window.__quiet.inflight === 0"
+        " && performance.now() - window.__quiet.last > ms",
+        arg=quiet_ms,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture
 def logged_in_page(page, live_server, personas):
     """``logged_in_page("operator")`` -> a Playwright page signed in with that persona."""

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from imageworks_site import cli
 from registry.models import ModelEntry
+from tests.browser.conftest import wait_for_quiet
 from tests.browser.test_live_panels_browser import VIEWPORTS, open_as
 from tests.browser.test_verify_browser import FLORENCE
 
@@ -38,9 +39,12 @@ def test_a_lock_violation_is_whole_said_once_and_red_in_the_table(
         # The drawer's panels load and refresh themselves after the page: a click
         # on a button being swapped out is lost, so click once they have settled.
         page.wait_for_load_state("networkidle")
+        wait_for_quiet(page)
         page.get_by_test_id("verify-button").click()
         job = page.locator(f"#verify-job-{entry.pk} .job-status")
         expect(job).to_have_attribute("data-job-status", "failed", timeout=20_000)
+        # The job's end refreshes the panel (and the live poll again): read it after.
+        wait_for_quiet(page)
         error = job.locator(".msg-error")
         expect(error).to_contain_text("Lock violation")
         text = error.inner_text()

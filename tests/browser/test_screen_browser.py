@@ -25,7 +25,7 @@ from registry.models import ModelEntry
 from registry.sample import write_sample_registry
 from registry.services.sync import sync_registry
 from registry.views.entries import PROVENANCE_FIELDS
-from tests.browser.conftest import login
+from tests.browser.conftest import login, wait_for_quiet
 
 VIEWPORTS = {
     "desktop": {"width": 1440, "height": 900},
@@ -237,9 +237,12 @@ def test_the_drawer_says_each_thing_once_and_only_while_it_matters(screen, axe):
     config = Path(siglip.model_dir) / "config.json"
     config.write_text(config.read_text() + "\n")
     page.goto(s.drawer_url(SIGLIP))
+    wait_for_quiet(page)
     drawer.get_by_test_id("verify-button").click()
     error = drawer.locator(".verify-panel .job-status .msg-error")
     expect(error).to_contain_text("Lock violation", timeout=30_000)
+    # The job's end refreshes the panels (and the live poll again): read them after.
+    wait_for_quiet(page)
     expect(drawer.get_by_test_id("lock-gate")).to_have_count(0)  # the job says it
     text = drawer.inner_text()
     assert text.count("Lock violation") == 1, text
