@@ -151,6 +151,7 @@ PROFILE_STEPS = (
     "edit",
     "edit-catch-up",
     "edit-full",
+    "verify",
 )
 
 
