@@ -93,13 +93,15 @@ def render_item(item: Any, style: JsonStyle) -> str:
 
 
 def find_item_span(
-    text: str, name: str, expected: dict, style: JsonStyle
+    data: bytes, name: str, expected: dict, style: JsonStyle
 ) -> tuple[int, int] | None:
-    """``(start, end)`` of the one top-level item of *text* that renders as *expected*.
+    """``(start, end)`` byte offsets of the one top-level item of *data* (a layer or
+    snapshot file's UTF-8 bytes) that renders as *expected*.
 
     Looks for the item's ``"name"`` line at item-key depth; returns None unless there is
     exactly one such line, the surrounding braces sit at item depth, the span parses to
-    *expected* and re-renders to exactly the same text (so the file is canonical there).
+    *expected* and re-renders to exactly the same bytes (so the file is canonical
+    there). Works on the bytes: an 84 MB file is neither decoded nor copied.
     """
     indent = _item_indent(style)
     if indent is None or not isinstance(expected, dict):
@@ -111,42 +113,49 @@ def find_item_span(
         + indent * 2
         + '"name": '
         + json.dumps(name, ensure_ascii=style.ensure_ascii)
-    )
+    ).encode("utf-8")
     hits: list[int] = []
-    pos = text.find(key_line)
+    pos = data.find(key_line)
     while pos >= 0:
-        tail = text[pos + len(key_line) : pos + len(key_line) + 1]
-        if tail in (",", "\n"):
+        tail = data[pos + len(key_line) : pos + len(key_line) + 1]
+        if tail in (b",", b"\n"):
             hits.append(pos)
             if len(hits) > 1:
                 return None
-        pos = text.find(key_line, pos + 1)
+        pos = data.find(key_line, pos + 1)
     if len(hits) != 1:
         return None
     hit = hits[0]
-    open_mark = "\n" + indent + "{"
-    close_mark = "\n" + indent + "}"
-    start = text.rfind(open_mark, 0, hit)
-    end = text.find(close_mark, hit)
+    pad = indent.encode("ascii")  # whitespace only (_item_indent)
+    open_mark = b"\n" + pad + b"{"
+    close_mark = b"\n" + pad + b"}"
+    start = data.rfind(open_mark, 0, hit)
+    end = data.find(close_mark, hit)
     if start < 0 or end < 0:
         return None
     start += len(open_mark) - 1
     end += len(close_mark)
-    before = text[start - len(indent) - 2 : start - len(indent)]
-    after = text[end : end + 2]
-    if before not in ("[\n", ",\n") or not (after == "\n]" or after[:1] == ","):
+    before = data[start - len(pad) - 2 : start - len(pad)]
+    after = data[end : end + 2]
+    if before not in (b"[\n", b",\n") or not (after == b"\n]" or after[:1] == b","):
         return None
-    if after[:1] == "," and text[end : end + 2 + len(indent)] != ",\n" + indent:
+    if after[:1] == b"," and data[end : end + 2 + len(pad)] != b",\n" + pad:
         return None
-    span = text[start:end]
+    span = data[start:end]
     try:
         if json.loads(span, parse_constant=_null_constant) != expected:
             return None
     except ValueError:
         return None
-    if render_item(expected, style) != span:
+    if render_item(expected, style).encode("utf-8") != span:
         return None
     return start, end
+
+
+def _spliced(data: bytes, span: tuple[int, int], middle: bytes) -> bytes:
+    """*data* with the bytes of *span* replaced by *middle* (one copy of the file)."""
+    view = memoryview(data)
+    return b"".join((view[: span[0]], middle, view[span[1] :]))
 
 
 def _entry_clean(item: Any) -> bool:
@@ -265,17 +274,13 @@ def _plan(
     bom = b"\xef\xbb\xbf"
     if layer_data.startswith(bom) or snap_data.startswith(bom):
         return None
-    try:
-        text = layer_data.decode("utf-8")
-        snap_text = snap_data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    # The bytes are the ones the last full read parsed (their sha256 was checked):
+    # The bytes are the ones the last full read parsed as UTF-8 JSON (their sha256 was
+    # checked): they are searched and spliced as bytes, with no decoded copy, and
     # their style is read without a stripped copy of each file.
     style = detect_parsed_style(layer_data)
     if _item_indent(style) is None or detect_parsed_style(snap_data) != DEFAULT_STYLE:
         return None
-    span = find_item_span(text, name, old, style)
+    span = find_item_span(layer_data, name, old, style)
     if span is None:
         return None
     try:
@@ -293,15 +298,13 @@ def _plan(
     else:
         discovered = new_item
     entry = MergedEntry(name, curated, discovered, False)
-    snap_span = find_item_span(snap_text, name, old_entry.merged, DEFAULT_STYLE)
+    snap_span = find_item_span(snap_data, name, old_entry.merged, DEFAULT_STYLE)
     if snap_span is None:
         return None
-    new_data = (text[: span[0]] + rendered + text[span[1] :]).encode("utf-8")
-    new_snap = (
-        snap_text[: snap_span[0]]
-        + render_item(entry.merged, DEFAULT_STYLE)
-        + snap_text[snap_span[1] :]
-    ).encode("utf-8")
+    new_data = _spliced(layer_data, span, rendered.encode("utf-8"))
+    new_snap = _spliced(
+        snap_data, snap_span, render_item(entry.merged, DEFAULT_STYLE).encode("utf-8")
+    )
     return _Splice(name, old, new_item, entry, new_data, new_snap)
 
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import layers, normalize, search_share
+from .. import layers, normalize
 from ..audit import Actor, record
 from ..choices import Action, ChangeKind, Layer, Outcome, Provenance
 from ..diffing import diff_entries
@@ -233,6 +233,10 @@ def _sync(
             # Names, search texts, backends or roles changed: a new listing version,
             # and its search index written before any web process can see it.
             bump_registry_version()
+            # Imported here: the search index pulls in rapidfuzz, which a CLI command
+            # that syncs nothing new (``list``, ``current-model``) need not load.
+            from .. import search_share
+
             search_share.prebuild(ModelEntry)
         snapshot_current = _snapshot_current(registry, result)
         _save_layer_files(registry, snapshot_current)

@@ -163,10 +163,17 @@
     if (refreshing[id] === state) delete refreshing[id];
     if (state.again) refreshLater(id);
   }
+  var waiting = {};  // panel id -> the open dialog it waits for (one listener each)
   function waitForDialog(elt) {
     var scope = elt.closest("[data-dialog-scope]") || elt;
     var open = scope.querySelector("dialog[open]");
-    if (open) open.addEventListener("close", function () { refreshLater(elt.id); }, { once: true });
+    if (open && waiting[elt.id] !== open) {
+      waiting[elt.id] = open;
+      open.addEventListener("close", function () {
+        if (waiting[elt.id] === open) delete waiting[elt.id];
+        refreshLater(elt.id);
+      }, { once: true });
+    }
     return !!open;
   }
   document.addEventListener("htmx:beforeRequest", function (evt) {

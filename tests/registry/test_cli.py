@@ -452,11 +452,12 @@ def test_installed_console_script_subprocess():
         # django-filter, django-q2, psycopg, django-ninja/pydantic, httpx, the vLLM
         # service or the hashing code; `--help` does not even load Django's ORM.
         # `current-model` with no state file and no live activation has nothing to
-        # reconcile: it does not load the reconcile code, psutil or filelock.
+        # reconcile: it does not load the reconcile code, psutil or filelock. A sync
+        # that changes no listing does not load the search index (rapidfuzz).
         heavy = (
             "django_tables2 django_filters django_q psycopg ninja pydantic httpx "
             "backends.vllm.service backends.tasks inventory.tasks "
-            "registry.services.verify"
+            "registry.services.verify registry.search rapidfuzz"
         )
         reconcile = " backends.vllm.reconcile backends.clients psutil filelock"
         for command, also in (

@@ -49,12 +49,14 @@ _SAFE_KEYS = st.text(_CHARS, max_size=10).filter(
 )
 
 
-def _build(folder: Path, count: int, indent, ensure_ascii: bool) -> None:
+def _build(
+    folder: Path, count: int, indent, ensure_ascii: bool, prefix: str = "m"
+) -> None:
     discovered = [
-        sample_entry(f"m{i}", display_name=f"Modèle {i}") for i in range(count)
+        sample_entry(f"{prefix}{i}", display_name=f"Modèle {i}") for i in range(count)
     ]
     curated = [
-        {"name": f"m{i}", "display_name": f"Curated – {i}", "roles": ["caption"]}
+        {"name": f"{prefix}{i}", "display_name": f"Curated – {i}", "roles": ["caption"]}
         for i in range(0, count, 2)
     ]
     for name, items in (
@@ -102,18 +104,20 @@ def _files(folder: Path) -> dict[str, bytes]:
     ensure_ascii=st.booleans(),
     edits=st.dictionaries(_SAFE_KEYS, json_value, max_size=3),
     drop=st.booleans(),
+    # Non-ASCII names: the entry is found by its encoded "name" line in the bytes.
+    prefix=st.sampled_from(["m", "modèle–𝔁-"]),
 )
 def test_splice_equals_full_rewrite(
-    count, pick, layer, indent, ensure_ascii, edits, drop
+    count, pick, layer, indent, ensure_ascii, edits, drop, prefix
 ):
     tmp = Path(tempfile.mkdtemp(prefix="splice-test-"))
     try:
         a, b = tmp / "a", tmp / "b"
         a.mkdir()
-        _build(a, count, indent, ensure_ascii)
+        _build(a, count, indent, ensure_ascii, prefix)
         shutil.copytree(a, b)
         # Curated holds even names only: an odd pick in curated is "add", full path.
-        name = f"m{(pick % count)}"
+        name = f"{prefix}{(pick % count)}"
         known = _known(a, name)
         old = known.curated if layer == layers.CURATED else known.discovered
         if old is None:
@@ -160,11 +164,10 @@ def test_splice_equals_full_rewrite(
             ),
         }
         for file_name, (old_item, style) in spans.items():
-            old_text = before[file_name].decode()
-            new_text = got[file_name].decode()
-            s0, e0 = layers.find_item_span(old_text, name, old_item, style)
-            assert new_text.startswith(old_text[:s0])
-            assert new_text.endswith(old_text[e0:])
+            old_data, new_data = before[file_name], got[file_name]
+            s0, e0 = layers.find_item_span(old_data, name, old_item, style)
+            assert new_data.startswith(old_data[:s0])
+            assert new_data.endswith(old_data[e0:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
