@@ -106,22 +106,27 @@ _QUIET_WATCH = """() => {
   const send = XMLHttpRequest.prototype.send;
   XMLHttpRequest.prototype.send = function (...args) {
     q.inflight++;
-    q.last = performance.now();
-    this.addEventListener("loadend", () => { q.inflight--; q.last = performance.now(); });
+    this.addEventListener("loadend", () => {
+      q.inflight--;
+      // Polls answering "nothing changed" (204, 304) change nothing on the page.
+      if (this.status !== 204 && this.status !== 304) q.last = performance.now();
+    });
     return send.apply(this, args);
   };
   document.addEventListener("htmx:afterSettle", () => { q.last = performance.now(); });
 }"""
 
 
-def wait_for_quiet(page, quiet_ms: int = 600, timeout: float = 15_000) -> None:
+def wait_for_quiet(page, quiet_ms: int = 2500, timeout: float = 20_000) -> None:
     """Wait until the page's panels have stopped refreshing themselves.
 
     One change fires several live refreshes (the action's own answer, the job's end,
     then the live poll); an assertion that reads a value once (``inner_text``,
-    ``bounding_box``) must not read a panel between two of them. Waits until no htmx
-    request has been in flight or settled for *quiet_ms*. Counts requests from the
-    first call on: call it once before the action too when that action is quick.
+    ``bounding_box``) must not read a panel between two of them. Waits until no
+    request is in flight and none has brought content or settled a swap for
+    *quiet_ms*: longer than the live poll's 2 s, so the poll's own wave of refreshes
+    (the change seen from ``/live/``) has come. Polls that answer 204 or 304 do not
+    count. Counts requests from the first call on: call it once before a quick action.
     """
     page.evaluate(_QUIET_WATCH)
     page.wait_for_function(

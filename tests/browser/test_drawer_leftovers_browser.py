@@ -67,7 +67,9 @@ def test_a_lock_violation_is_whole_said_once_and_red_in_the_table(
         expect(page.get_by_test_id("drawer-lock-violated")).to_have_count(
             1, timeout=8_000
         )
-        error.scroll_into_view_if_needed()
+        # Scrolled in the page's own JS: one step, no element handle that a live
+        # refresh could detach between finding the box and scrolling to it.
+        error.evaluate("el => el.scrollIntoView({block: 'center'})")
         page.screenshot(path=str(artifacts_dir / f"lock-violation-{size}.png"))
         axe(page, f"drawer with a lock violation ({size})", include="#drawer")
     finally:

@@ -72,7 +72,8 @@ def test_the_drawer_names_the_real_endpoint_and_its_source(
         )
         assert copied.startswith("base_url: http://10.9.8.7:25001/v1\n")
         assert "24002" not in copied
-        endpoint.scroll_into_view_if_needed()
+        # In the page's JS: a live refresh cannot detach the box mid-scroll.
+        endpoint.evaluate("el => el.scrollIntoView({block: 'center'})")
         page.screenshot(path=str(artifacts_dir / f"endpoint-vllm-{size}.png"))
         axe(page, f"drawer with endpoint ({size})", include="#drawer")
 
