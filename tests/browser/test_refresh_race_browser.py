@@ -28,6 +28,16 @@ from tests.browser.conftest import login
 from tests.browser.test_verify_browser import FLORENCE
 
 
+def pump_until(page, done, timeout_ms: int = 10_000) -> bool:
+    """Wait for *done()* while Playwright runs this page's route handlers (they run only
+    inside Playwright calls, so a plain sleep would never let them hold a request)."""
+    for _ in range(timeout_ms // 50):
+        if done():
+            return True
+        page.wait_for_timeout(50)
+    return done()
+
+
 @pytest.mark.parametrize("panel", ["drawer", "table"])
 def test_a_change_during_a_refresh_reaches_the_panel(
     page, live_server, personas, sample, panel
@@ -54,11 +64,7 @@ def test_a_change_during_a_refresh_reaches_the_panel(
 
     page.route("**/models/**", hold_first_refresh)
     page.evaluate("htmx.trigger(document.body, 'slotChanged', {})")
-    for _ in range(200):
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert held, "the first refresh was not sent"
+    assert pump_until(page, lambda: held), "the first refresh was not sent"
 
     ModelEntry.objects.filter(pk=entry.pk).update(locked=True)
     bump(listing=False)
@@ -102,11 +108,7 @@ def test_a_live_refresh_waits_until_the_open_dialog_closes(
     ModelEntry.objects.filter(pk=entry.pk).update(testing=True)
     bump(listing=False)
     page.evaluate(f"htmx.trigger(document.body, 'entryChanged', {{pk: {entry.pk}}})")
-    for _ in range(200):
-        if len(held) == 2:
-            break
-        page.wait_for_timeout(50)
-    assert len(held) == 2, "the drawer's refreshes were not sent"
+    assert pump_until(page, lambda: len(held) == 2), "the refreshes were not sent"
     page.get_by_test_id("lock-button").click()
     expect(lock_dialog).to_be_visible()
     for route, answer in held:
