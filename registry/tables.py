@@ -4,6 +4,7 @@ import functools
 import html
 
 import django_tables2 as tables
+import orjson
 from django.core.paginator import Paginator
 from django.template.defaultfilters import filesizeformat
 from django.template.loader import get_template
@@ -29,6 +30,7 @@ CAPABILITY_GLYPHS = (
     ("thinking", "R"),
     ("tools", "T"),
 )
+CAPABILITY_NAMES = tuple(cap for cap, _glyph in CAPABILITY_GLYPHS)
 
 
 # Inline SVG padlocks: emoji glyphs render as boxes on machines without an emoji font.
@@ -351,25 +353,26 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
         return _installed_cell(value)
 
     export_fields = {
-        "name": (("name",), lambda table, name: name),
-        "display_name": (("display_name",), lambda table, display: display),
-        "backend": (("backend",), lambda table, backend: backend),
-        "roles": (("roles",), lambda table, roles: ", ".join(roles or [])),
+        "name": (("name",), None),
+        "display_name": (("display_name",), None),
+        "backend": (("backend",), None),
+        "roles": (("roles",), lambda table, roles: _roles_text(roles)),
         "capabilities": (
-            tuple(f"cap_{cap}" for cap, _glyph in CAPABILITY_GLYPHS),
+            tuple(f"cap_{cap}" for cap in CAPABILITY_NAMES),
             lambda table, *flags: ", ".join(
-                cap
-                for (cap, _glyph), on in zip(CAPABILITY_GLYPHS, flags, strict=True)
-                if on
+                [cap for cap, on in zip(CAPABILITY_NAMES, flags, strict=True) if on]
             ),
         ),
         "locked": (("locked",), lambda table, locked: _lock_word(locked)),
-        "aggregate_sha256": (("aggregate_sha256",), lambda table, sha: sha),
-        # Bytes ("" when not scanned); the view annotates disk_size.
-        "disk_size": (("disk_size",), lambda table, size: "" if size is None else size),
+        "aggregate_sha256": (("aggregate_sha256",), None),
+        # Bytes (empty when not scanned); the view annotates disk_size.
+        "disk_size": (("disk_size",), None),
         "installed": (("installed",), lambda table, value: _installed_word(value)),
         "active": (("name", "backend"), lambda table, n, b: table.active_word(n, b)),
     }
+    export_fixed_words = frozenset(
+        {"capabilities", "locked", "disk_size", "installed", "active"}
+    )
 
     def active_word(self, name: str, backend: str) -> str:
         """ "yes" for the live vLLM model and for models a server reports loaded."""
@@ -378,6 +381,12 @@ class ModelEntryTable(PlannedRowsMixin, SafeExportTableMixin, tables.Table):
         if backend != "vllm" and (self.runtime_flags.get(name) or {}).get("active"):
             return "yes"
         return ""
+
+
+def _roles_text(raw: str | list | None) -> str:
+    """The export's roles cell from the ``roles`` JSON as stored (a list's text)."""
+    roles = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    return ", ".join(roles or [])
 
 
 def _lock_word(locked: bool) -> str:

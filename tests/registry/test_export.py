@@ -87,6 +87,63 @@ class ExportTests(PersonaMixin, TestCase):
         self.assertEqual(qwen[7], "")  # size on disk: not scanned
         self.assertEqual(qwen[8], "yes")
 
+    def test_every_kind_of_cell_reads_the_raw_database_values_right(self):
+        """The export skips Django's converters for flags and JSON (0/1 and JSON
+        text on SQLite): each cell must still say what the table shows."""
+        from inventory.models import EntryUsage
+
+        bare = create_model_entry(
+            "zz-raw-bare", roles=[], installed=None, locked=False, cap_vision=False
+        )
+        full = create_model_entry(
+            "zz-raw-full",
+            display_name="Modèle «plein»",
+            roles=["caption", "légende, longue", "keywords"],
+            installed=False,
+            locked=True,
+            cap_vision=True,
+            cap_tools=True,
+            cap_thinking=True,
+        )
+        EntryUsage.objects.create(entry=full, size_bytes=123_456_789)
+        _r, rows = self.export("&q=zz-raw&sort=name")
+        by_name = {row[0]: row for row in rows[1:]}
+        self.assertEqual(
+            by_name[bare.name][1:6] + by_name[bare.name][7:9],
+            ["zz-raw-bare", "vllm", "", "", "unlocked", "", "unknown"],
+        )
+        self.assertEqual(
+            by_name[full.name][1:6] + by_name[full.name][7:9],
+            [
+                "Modèle «plein»",
+                "vllm",
+                "caption, légende, longue, keywords",
+                "vision, thinking, tools",
+                "locked",
+                "123456789",
+                "no",
+            ],
+        )
+
+    def test_raw_rows_keep_the_asked_order_and_survive_an_empty_query(self):
+        from django.db.models import F, Value
+        from django.db.models.functions import Concat
+
+        from registry.export import raw_rows
+        from registry.models import ModelEntry
+
+        create_model_entry("zz-order", locked=True, roles=["a"])
+        qs = ModelEntry.objects.filter(name="zz-order").annotate(
+            label=Concat(F("name"), Value("!"))
+        )
+        self.assertEqual(
+            list(raw_rows(qs, ["label", "roles", "name"]))[0][::2],
+            ("zz-order!", "zz-order"),
+        )
+        (row,) = raw_rows(qs, ["locked"])
+        self.assertTrue(row[0])  # 1 on SQLite, True on PostgreSQL
+        self.assertEqual(list(raw_rows(qs.filter(pk__in=[]), ["name"])), [])
+
     def test_it_exports_every_matching_row_not_just_the_page(self):
         bulk_entries(130)
         _response, rows = self.export("&per_page=25&page=2")
