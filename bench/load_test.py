@@ -142,10 +142,10 @@ print(json.dumps({
 """
 
 
-def start(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
+def start(argv: list[str], env: dict, log: Path, cwd: Path = REPO) -> subprocess.Popen:
     return subprocess.Popen(
         argv,
-        cwd=REPO,
+        cwd=cwd,
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

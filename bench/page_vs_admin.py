@@ -4,7 +4,7 @@ Usage (from the repo root)::
 
     .venv/bin/python bench/page_vs_admin.py [--entries 10000] [--samples 30]
         [--workers 1] [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
-        [--keep]
+        [--keep] [--baseline DIR]
 
 What it does, all on 127.0.0.1, in a temp folder it creates and removes:
 
@@ -29,6 +29,11 @@ What it does, all on 127.0.0.1, in a temp folder it creates and removes:
    drawer                 ``/models/<pk>/`` (htmx)              change view
    CSV export             ``/models/?_export=csv`` (all rows)   (none: absolute goal)
    =====================  ====================================  ======================
+
+With ``--baseline DIR`` (another checkout with the same migrations, e.g.
+``git archive BASE | tar -x -C DIR``), a second gunicorn serves DIR's code on the same
+database and registry, and each of our requests alternates with the same request to
+it: before and after a change, in one run.
 
 Prints, per request: median, p95 and spread (min and max around the median) in ms,
 the median response size, and the ratio ours/admin of the medians (and of each round's pair).
@@ -231,31 +236,39 @@ def pairs(i: int, pks: list[int]) -> list[tuple[str, tuple, tuple | None]]:
     ]
 
 
-def measure(browser: Browser, samples: int, pks: list[int]) -> dict:
-    results: dict[str, tuple[Series, Series, list[float], list[float]]] = {}
+def measure(browser: Browser, samples: int, pks: list[int], base=None) -> dict:
+    """Per label: (ours, admin, ours/admin wall ratios, the same of CPU, baseline,
+    ours/baseline wall ratios); ``base`` is the ``--baseline`` site's browser."""
+    results: dict[str, tuple] = {}
     for i in range(3):  # warm-up: templates, caches, connections
         for _label, ours, admin in pairs(i, pks):
             browser.timed(*ours)
             if admin:
                 browser.timed(*admin)
+            if base:
+                base.timed(*ours)
     for i in range(samples):
         for label, ours, admin in pairs(i, pks):
-            mine, theirs, ratios, cpu_ratios = results.setdefault(
-                label, (Series(), Series(), [], [])
+            mine, theirs, ratios, cpu_ratios, based, base_ratios = results.setdefault(
+                label, (Series(), Series(), [], [], Series(), [])
             )
-            order = [("ours", ours), ("admin", admin)]
+            order = [("ours", browser, ours), ("admin", browser, admin)]
+            if base:
+                order.append(("base", base, ours))
             if i % 2:
                 order.reverse()
             took = {}
-            for side, target in order:
-                if target is None:
-                    continue
-                took[side] = browser.timed(*target)
+            for side, client, target in order:
+                if target is not None:
+                    took[side] = client.timed(*target)
             mine.add(took["ours"])
             if "admin" in took:
                 theirs.add(took["admin"])
                 ratios.append(took["ours"][0] / took["admin"][0])
                 cpu_ratios.append(took["ours"][2] / max(took["admin"][2], 0.001))
+            if "base" in took:
+                based.add(took["base"])
+                base_ratios.append(took["ours"][0] / took["base"][0])
     return results
 
 
@@ -268,7 +281,7 @@ def report(results: dict, title: str) -> None:
     )
     print(head)
     print("-" * len(head))
-    for label, (mine, theirs, ratios, cpu_ratios) in results.items():
+    for label, (mine, theirs, ratios, cpu_ratios, *_base) in results.items():
         line = (
             f"{label:<22}{mine.median:8.1f}{mine.p95:6.0f}{mine.spread:>12}"
             f"{mine.cpu:6.0f}{mine.size / 1024:6.0f}"
@@ -288,6 +301,17 @@ def report(results: dict, title: str) -> None:
         "median of each round's ours/admin wall; cpu: the same of server CPU.\n"
         f"Host load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs."
     )
+    if not any(based.times for *_rest, based, _ratios in results.values()):
+        return
+    print(f"\n{'request':<22}{'ours ms':>8}{'base ms':>8}{'ratio':>7}  pairs (p25-p75)")
+    for label, (mine, *_admin, based, base_ratios) in results.items():
+        q1, _q2, q3 = statistics.quantiles(base_ratios, n=4)
+        print(
+            f"{label:<22}{mine.median:8.1f}{based.median:8.1f}"
+            f"{mine.median / based.median:6.2f}x"
+            f"  {statistics.median(base_ratios):.2f}x ({q1:.2f}-{q3:.2f})"
+        )
+    print("base: the --baseline checkout; pairs: each round's ours/base wall.")
 
 
 def profile(browser: Browser, proc, label: str, seconds: float, tmp: Path, pks):
@@ -307,6 +331,20 @@ def profile(browser: Browser, proc, label: str, seconds: float, tmp: Path, pks):
     spy.report(
         [tmp / f"py-spy-{pid}.txt" for pid in workers], f"{i} requests of {label!r}"
     )
+
+
+def wait_ready(base: str, proc, log: Path) -> None:
+    """Until gunicorn at ``base`` answers the sign-in page (its log if it dies)."""
+    for _ in range(300):
+        try:
+            login = httpx.get(base + "/login/", headers={"X-Forwarded-Proto": "https"})
+            if login.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(log.read_text()[-3000:])
+        time.sleep(0.2)
 
 
 def run(args, tmp: Path, database_url: str | None) -> None:
@@ -362,40 +400,46 @@ def run(args, tmp: Path, database_url: str | None) -> None:
     print(
         f"prepared {args.entries} entries in {time.perf_counter() - t0:.0f} s ({tmp})"
     )
-    gunicorn = [
-        str(VENV_BIN / "gunicorn"),
-        "imageworks_site.wsgi",
-        "-w",
-        str(args.workers),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "120",
-    ]
-    proc = start(gunicorn, env, var / "gunicorn.log")
+
+    def gunicorn(at: int) -> list[str]:
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "imageworks_site.wsgi",
+            "-w",
+            str(args.workers),
+            "-b",
+            f"127.0.0.1:{at}",
+            "--timeout",
+            "120",
+        ]
+
+    proc = start(gunicorn(port), env, var / "gunicorn.log")
+    base_proc = None
     try:
-        for _ in range(300):
-            try:
-                if (
-                    httpx.get(
-                        base + "/login/", headers={"X-Forwarded-Proto": "https"}
-                    ).status_code
-                    == 200
-                ):
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit((var / "gunicorn.log").read_text()[-3000:])
-            time.sleep(0.2)
+        wait_ready(base, proc, var / "gunicorn.log")
+        base_browser = None
+        if args.baseline:
+            tree = args.baseline.resolve()
+            base_port = free_port()
+            base_proc = start(
+                gunicorn(base_port),
+                {**env, "PYTHONPATH": str(tree)},
+                var / "gunicorn-baseline.log",
+                cwd=tree,
+            )
+            base_url = f"http://127.0.0.1:{base_port}"
+            wait_ready(base_url, base_proc, var / "gunicorn-baseline.log")
         db_name = database_url.rsplit("/", 1)[1] if database_url else None
         browser = Browser(base, ServerCpu(proc.pid, db_name))
         browser.login("bench")
+        if base_proc:
+            base_browser = Browser(base_url, ServerCpu(base_proc.pid, db_name))
+            base_browser.login("bench")
         if args.profile:
             measure(browser, 1, pks)  # warm up
             profile(browser, proc, args.profile, args.profile_seconds, tmp, pks)
             return
-        results = measure(browser, args.samples, pks)
+        results = measure(browser, args.samples, pks, base_browser)
         vendor = "PostgreSQL" if database_url else "SQLite"
         report(
             results,
@@ -404,6 +448,8 @@ def run(args, tmp: Path, database_url: str | None) -> None:
         )
     finally:
         stop_group(proc)
+        if base_proc:
+            stop_group(base_proc)
 
 
 def main() -> int:
@@ -417,6 +463,12 @@ def main() -> int:
         "and drops it at the end), e.g. postgresql://postgres@127.0.0.1:5432/postgres",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir / DB")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout with the same migrations: its site runs too, on the "
+        "same database, each request alternating with ours",
+    )
     parser.add_argument(
         "--profile",
         metavar="LABEL",

@@ -150,6 +150,11 @@
   //    never runs; if the first answer was read before the second change, the panel
   //    stayed stale. So a panel that hears one of its events while its refresh is in
   //    flight refreshes once more after.
+  // 3. The operator's own request wins, but does not hide a change. The table's live
+  //    refresh is hx-sync="#model-filters:drop": while a filter, sort or page request
+  //    (all synced on that form) is in flight, htmx drops it without a word, and if
+  //    that answer was read before the change the table stayed stale. A change heard
+  //    while such a request is in flight refreshes the panel once it has ended.
   var LIVE_EVENTS = ["entryChanged", "slotChanged", "actionsChanged", "healthChanged"];
   var refreshing = {};  // panel id -> {elt, cause, listens: [event names], again}
   function livePanel(elt) {
@@ -197,7 +202,54 @@
         var state = refreshing[id];
         if (state.cause !== evt && state.listens.indexOf(name) !== -1) state.again = true;
       });
+      document.querySelectorAll("[data-live-refresh][hx-sync]").forEach(function (panel) {
+        var source = dropSource(panel);
+        var listens = (panel.getAttribute("hx-trigger") || "").indexOf(name) !== -1;
+        if (source && listens && panel.id && syncBusy(source)) {
+          (afterOwn[source] = afterOwn[source] || {})[panel.id] = true;
+        }
+      });
     });
+  });
+  // Rule 3's bookkeeping: every request synced on an element (hx-sync="#id:..." or
+  // "this", inherited as htmx does), from send to end, by its XMLHttpRequest (its
+  // element may be swapped away before it ends).
+  var syncedRequests = new Map();  // xhr -> id of the element it is synced on
+  var afterOwn = {};  // that id -> {live panel id: true}: refresh when it is free
+  function syncSource(elt) {
+    var holder = elt.closest && elt.closest("[hx-sync]");
+    if (!holder) return null;
+    var on = holder.getAttribute("hx-sync").split(":")[0].trim();
+    if (on === "this") return holder.id || null;
+    return on.charAt(0) === "#" ? on.slice(1) : null;
+  }
+  function dropSource(panel) {
+    var spec = (panel.getAttribute("hx-sync") || "").split(":");
+    return spec.length === 2 && spec[1].trim() === "drop" ? syncSource(panel) : null;
+  }
+  function syncBusy(id) {
+    var busy = false;
+    syncedRequests.forEach(function (on) { if (on === id) busy = true; });
+    return busy;
+  }
+  function refreshAfterOwn(id) {
+    if (syncBusy(id) || !afterOwn[id]) return;  // still taken: its next end does it
+    var panels = Object.keys(afterOwn[id]);
+    delete afterOwn[id];
+    panels.forEach(refreshLater);
+  }
+  document.addEventListener("htmx:beforeSend", function (evt) {
+    var elt = evt.detail && evt.detail.elt;
+    var on = elt && !livePanel(elt) && syncSource(elt);
+    if (on) syncedRequests.set(evt.detail.xhr, on);
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var on = evt.detail && syncedRequests.get(evt.detail.xhr);
+    if (!on) return;
+    syncedRequests.delete(evt.detail.xhr);
+    // After htmx's settle delay: the swapped-in panel has its triggers bound by then.
+    var settle = (window.htmx && htmx.config.defaultSettleDelay) || 20;
+    setTimeout(function () { refreshAfterOwn(on); }, settle + 30);
   });
   // A dialog opened while the refresh was in flight: keep the page, refresh on close.
   document.addEventListener("htmx:beforeSwap", function (evt) {

@@ -13,6 +13,9 @@ Here the first refresh's answer is read from the server and held, the row change
 the second event fires, then the held (stale) answer is delivered: the panel must
 still end up showing the change, with no further event and no reload.
 
+The same holds while the operator's own filter request is in flight: the table's
+refresh yields to it (``hx-sync="#model-filters:drop"``), then catches up.
+
 A live refresh never replaces a panel under an open confirm dialog (CI once saw the
 Stop dialog vanish under the operator's click): it waits until the dialog closes.
 """
@@ -130,3 +133,39 @@ def test_a_live_refresh_waits_until_the_open_dialog_closes(
     expect(badges.locator(".tag-deprecated")).to_have_count(0)
     lock_dialog.get_by_role("button", name="Cancel").click()
     expect(badges.locator(".tag-deprecated")).to_have_count(1)
+
+
+def test_a_change_during_the_operators_own_filter_request_reaches_the_table(
+    page, live_server, personas, sample
+):
+    """The table's live refresh yields to the operator's filter request (hx-sync drop);
+    if that answer was read before the change, the table must still catch up."""
+    entry = ModelEntry.objects.get(name=FLORENCE)
+    login(page, live_server, "alice")
+    page.route("**/live/**", lambda route: route.fulfill(status=304))
+    page.goto(f"{live_server.url}/models/")
+    page.evaluate("window.__noFullLoad = true")
+    row = page.locator(f'#models-grid tbody tr[data-pk="{entry.pk}"]')
+    expect(row.locator(".lock.is-locked")).to_have_count(0)
+    held = []
+
+    def hold_the_filter_request(route):
+        if route.request.headers.get("hx-trigger") == "model-filters" and not held:
+            held.append((route, route.fetch()))  # read now: before the change below
+        else:
+            route.continue_()
+
+    page.route("**/models/**", hold_the_filter_request)
+    page.locator("#model-filters select[name=backend]").select_option("vllm")
+    assert pump_until(page, lambda: held), "the filter request was not sent"
+
+    ModelEntry.objects.filter(pk=entry.pk).update(locked=True)
+    bump(listing=False)
+    page.evaluate(f"htmx.trigger(document.body, 'entryChanged', {{pk: {entry.pk}}})")
+    page.wait_for_timeout(300)
+    route, stale = held[0]
+    route.fulfill(response=stale)
+
+    expect(row.locator(".lock.is-locked")).to_have_count(1)
+    expect(page.locator("#model-filters select[name=backend]")).to_have_value("vllm")
+    assert page.evaluate("window.__noFullLoad === true")
