@@ -229,7 +229,13 @@
   }
   function syncBusy(id) {
     var busy = false;
-    syncedRequests.forEach(function (on) { if (on === id) busy = true; });
+    syncedRequests.forEach(function (on, xhr) {
+      // Aborted (0) without an afterRequest this page heard (its element was
+      // detached): forget it, or the panel would wait for it for ever. A done one (4)
+      // stays until its afterRequest: events its answer fires come before that.
+      if (xhr.readyState === 0) syncedRequests.delete(xhr);
+      else if (on === id) busy = true;
+    });
     return busy;
   }
   function refreshAfterOwn(id) {
