@@ -305,11 +305,14 @@ def report(results: dict, title: str) -> None:
         return
     print(f"\n{'request':<22}{'ours ms':>8}{'base ms':>8}{'ratio':>7}  pairs (p25-p75)")
     for label, (mine, *_admin, based, base_ratios) in results.items():
-        q1, _q2, q3 = statistics.quantiles(base_ratios, n=4)
+        spread = ""
+        if len(base_ratios) > 1:  # quartiles need two samples
+            q1, _q2, q3 = statistics.quantiles(base_ratios, n=4)
+            spread = f" ({q1:.2f}-{q3:.2f})"
         print(
             f"{label:<22}{mine.median:8.1f}{based.median:8.1f}"
             f"{mine.median / based.median:6.2f}x"
-            f"  {statistics.median(base_ratios):.2f}x ({q1:.2f}-{q3:.2f})"
+            f"  {statistics.median(base_ratios):.2f}x{spread}"
         )
     print("base: the --baseline checkout; pairs: each round's ours/base wall.")
 
