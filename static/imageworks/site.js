@@ -157,6 +157,9 @@
   //    while such a request is in flight refreshes the panel once it has ended.
   var LIVE_EVENTS = ["entryChanged", "slotChanged", "actionsChanged", "healthChanged"];
   var refreshing = {};  // panel id -> {elt, cause, listens: [event names], again}
+  function hears(panel, name) {  // the live event *name* is in the panel's hx-trigger
+    return (panel.getAttribute("hx-trigger") || "").indexOf(name) !== -1;
+  }
   function livePanel(elt) {
     return elt && elt.id && elt.hasAttribute && elt.hasAttribute("data-live-refresh") ? elt : null;
   }
@@ -188,11 +191,10 @@
       evt.preventDefault();
       return;
     }
-    var trigger = elt.getAttribute("hx-trigger") || "";
     refreshing[elt.id] = {
       elt: elt,
       cause: (evt.detail.requestConfig || {}).triggeringEvent || null,
-      listens: LIVE_EVENTS.filter(function (name) { return trigger.indexOf(name) !== -1; }),
+      listens: LIVE_EVENTS.filter(function (name) { return hears(elt, name); }),
       again: false,
     };
   });
@@ -204,8 +206,7 @@
       });
       document.querySelectorAll("[data-live-refresh][hx-sync]").forEach(function (panel) {
         var source = dropSource(panel);
-        var listens = (panel.getAttribute("hx-trigger") || "").indexOf(name) !== -1;
-        if (source && listens && panel.id && syncBusy(source)) {
+        if (source && hears(panel, name) && panel.id && syncBusy(source)) {
           (afterOwn[source] = afterOwn[source] || {})[panel.id] = true;
         }
       });

@@ -41,6 +41,33 @@ def pump_until(page, done, timeout_ms: int = 10_000) -> bool:
     return done()
 
 
+def hold_first(page, trigger_id: str) -> list:
+    """Route /models/: the first request sent by the element *trigger_id* is read from
+    the server at once (before any later change) and held; the list gets
+    ``(route, answer)``. Every other request goes through."""
+    held = []
+
+    def handler(route):
+        if route.request.headers.get("hx-trigger") == trigger_id and not held:
+            held.append((route, route.fetch()))
+        else:
+            route.continue_()
+
+    page.route("**/models/**", handler)
+    return held
+
+
+def lock_then_deliver_the_stale_answer(page, entry, held) -> None:
+    """Lock *entry* and fire ``entryChanged`` while the held answer (read before the
+    lock) waits, then deliver it."""
+    ModelEntry.objects.filter(pk=entry.pk).update(locked=True)
+    bump(listing=False)
+    page.evaluate(f"htmx.trigger(document.body, 'entryChanged', {{pk: {entry.pk}}})")
+    page.wait_for_timeout(300)
+    route, stale = held[0]
+    route.fulfill(response=stale)
+
+
 @pytest.mark.parametrize("panel", ["drawer", "table"])
 def test_a_change_during_a_refresh_reaches_the_panel(
     page, live_server, personas, sample, panel
@@ -57,24 +84,10 @@ def test_a_change_during_a_refresh_reaches_the_panel(
     expect(row.locator(".lock.is-locked")).to_have_count(0)
 
     trigger_id = f"drawer-badges-{entry.pk}" if panel == "drawer" else "table-refresh"
-    held = []
-
-    def hold_first_refresh(route):
-        if route.request.headers.get("hx-trigger") == trigger_id and not held:
-            held.append((route, route.fetch()))  # read now: before the change below
-        else:
-            route.continue_()
-
-    page.route("**/models/**", hold_first_refresh)
+    held = hold_first(page, trigger_id)
     page.evaluate("htmx.trigger(document.body, 'slotChanged', {})")
     assert pump_until(page, lambda: held), "the first refresh was not sent"
-
-    ModelEntry.objects.filter(pk=entry.pk).update(locked=True)
-    bump(listing=False)
-    page.evaluate(f"htmx.trigger(document.body, 'entryChanged', {{pk: {entry.pk}}})")
-    page.wait_for_timeout(300)
-    route, stale = held[0]
-    route.fulfill(response=stale)
+    lock_then_deliver_the_stale_answer(page, entry, held)
 
     if panel == "drawer":
         expect(badges.locator(".badge.ok", has_text="locked")).to_have_count(1)
@@ -147,24 +160,10 @@ def test_a_change_during_the_operators_own_filter_request_reaches_the_table(
     page.evaluate("window.__noFullLoad = true")
     row = page.locator(f'#models-grid tbody tr[data-pk="{entry.pk}"]')
     expect(row.locator(".lock.is-locked")).to_have_count(0)
-    held = []
-
-    def hold_the_filter_request(route):
-        if route.request.headers.get("hx-trigger") == "model-filters" and not held:
-            held.append((route, route.fetch()))  # read now: before the change below
-        else:
-            route.continue_()
-
-    page.route("**/models/**", hold_the_filter_request)
+    held = hold_first(page, "model-filters")
     page.locator("#model-filters select[name=backend]").select_option("vllm")
     assert pump_until(page, lambda: held), "the filter request was not sent"
-
-    ModelEntry.objects.filter(pk=entry.pk).update(locked=True)
-    bump(listing=False)
-    page.evaluate(f"htmx.trigger(document.body, 'entryChanged', {{pk: {entry.pk}}})")
-    page.wait_for_timeout(300)
-    route, stale = held[0]
-    route.fulfill(response=stale)
+    lock_then_deliver_the_stale_answer(page, entry, held)
 
     expect(row.locator(".lock.is-locked")).to_have_count(1)
     expect(page.locator("#model-filters select[name=backend]")).to_have_value("vllm")
