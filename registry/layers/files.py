@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -159,8 +160,38 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True)
+class Spliced:
+    """The bytes of *base* with ``base[start:end]`` replaced by *middle*, kept as
+    three pieces: :func:`atomic_write` writes them straight to its temp file, so a
+    one-entry change of an 84 MB file is never joined into a second 84 MB copy."""
+
+    base: bytes
+    start: int
+    end: int
+    middle: bytes
+
+    def pieces(self) -> tuple[memoryview, bytes, memoryview]:
+        view = memoryview(self.base)
+        return view[: self.start], self.middle, view[self.end :]
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces())
+
+    def same_as(self, other: bytes) -> bool:
+        """Whether these bytes equal *other*; compares the span alone when *other*
+        is the base itself (the usual case: the caller passes it as ``current``)."""
+        if other is self.base:
+            return self.base[self.start : self.end] == self.middle
+        return bytes(self) == other
+
+
+def _same(old: bytes, data: bytes | Spliced) -> bool:
+    return data.same_as(old) if isinstance(data, Spliced) else old == data
+
+
 def _replace_file(
-    path: Path, data: bytes, mode: int, expected_sha256: str | None = None
+    path: Path, data: bytes | Spliced, mode: int, expected_sha256: str | None = None
 ) -> None:
     """Write *data* to a temp file beside *path*, fsync, chmod, rename over *path*.
 
@@ -174,7 +205,8 @@ def _replace_file(
             dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
         ) as fh:
             tmp = Path(fh.name)
-            fh.write(data)
+            for piece in data.pieces() if isinstance(data, Spliced) else (data,):
+                fh.write(piece)
             fh.flush()
             os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
@@ -193,9 +225,16 @@ def _replace_file(
                 pass
 
 
+def file_sha256(path: Path) -> str:
+    """The file's sha256, read in small blocks (no copy of the whole file in memory).
+    Raises OSError."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def _sha256_of(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return file_sha256(path)
     except FileNotFoundError:
         return None
 
@@ -254,7 +293,7 @@ def _prune_backups(path: Path, keep: int) -> None:
 
 def atomic_write(
     path: str | os.PathLike[str],
-    data: bytes,
+    data: bytes | Spliced,
     *,
     keep_backups: int = 20,
     expected_sha256: str | None = None,
@@ -273,7 +312,8 @@ def atomic_write(
     rename (the window left is that re-read and the rename: docs/compatibility.md).
     A caller that has just read the file's bytes under the registry lock (and
     checked them against *expected_sha256*) passes them as *current*: they are not
-    read and hashed a second time (80 MB for a big registry).
+    read and hashed a second time (80 MB for a big registry). *data* may be a
+    :class:`Spliced` (that *current* with one span replaced): written piece by piece.
 
     The backup is a hard link to the old file (no copy of tens of megabytes, no
     second fsync); where links are not possible, a copy. With *expected_sha256* the
@@ -295,7 +335,7 @@ def atomic_write(
             and hashlib.sha256(old).hexdigest() != expected_sha256
         ):
             raise FileChangedError(path)
-    if old == data:
+    if old is not None and _same(old, data):
         return None
     _check_writable(path)
     try:

@@ -8,6 +8,10 @@ list item as ``json.dumps(item, indent=I)`` with every line indented by one more
 level, so the spliced file is byte-identical to a full rewrite of a canonical file.
 Anything unusual (not canonical, duplicates, added/removed entries, stale snapshot)
 returns None and the caller falls back to ``write_layer_entries``.
+
+Each big file is read once and hashed once: the hash of the bytes before the entry
+is kept, so the new file's hash covers only the entry and what follows it, and the
+new file is written as three pieces (:class:`~.files.Spliced`), never joined.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .constants import (
     SNAPSHOT_FILE,
 )
 from .errors import ConflictError, FileChangedError, RegistryError
-from .files import atomic_write, registry_lock
+from .files import Spliced, atomic_write, file_sha256, registry_lock
 from .merge import ABSENT_FINGERPRINT, MergedEntry, copy_json
 from .read import entry_issues, name_problem
 from .style import DEFAULT_STYLE, JsonStyle, detect_parsed_style
@@ -145,17 +149,11 @@ def find_item_span(
     try:
         if json.loads(span, parse_constant=_null_constant) != expected:
             return None
-    except ValueError:
+    except (ValueError, RecursionError):  # the bytes are not yet checked by hash
         return None
     if render_item(expected, style).encode("utf-8") != span:
         return None
     return start, end
-
-
-def _spliced(data: bytes, span: tuple[int, int], middle: bytes) -> bytes:
-    """*data* with the bytes of *span* replaced by *middle* (one copy of the file)."""
-    view = memoryview(data)
-    return b"".join((view[: span[0]], middle, view[span[1] :]))
 
 
 def _entry_clean(item: Any) -> bool:
@@ -166,9 +164,9 @@ def _entry_clean(item: Any) -> bool:
     return not fatal and not warnings
 
 
-def _file_state(path: Path, data: bytes) -> FileState:
+def _file_state(path: Path, sha256: str) -> FileState:
     info = os.stat(path)
-    return FileState(info.st_mtime_ns, info.st_size, hashlib.sha256(data).hexdigest())
+    return FileState(info.st_mtime_ns, info.st_size, sha256)
 
 
 def splice_entry_write(
@@ -206,8 +204,15 @@ def splice_entry_write(
         SNAPSHOT: folder / SNAPSHOT_FILE,
     }
     with registry_lock(folder, lock_timeout):
-        data = _read_known_files(paths, layer, known)
+        other = DISCOVERED if layer == CURATED else CURATED
+        if _sha256_of(paths[other]) != known.sha256.get(other):
+            return None
+        data = _read_files(paths, layer)
         if data is None:
+            return None
+        where = _locate(name, layer, known, data[layer], data[SNAPSHOT])
+        heads = _check_hashes(data, where, layer, known.sha256)
+        if heads is None:
             return None
         # The files are exactly what the caller's mirror was built from.
         want = ABSENT_FINGERPRINT if expected is None else expected
@@ -220,15 +225,26 @@ def splice_entry_write(
                 copy_json(known.curated),
                 copy_json(known.discovered),
             )
-        plan = _plan(name, layer, raw, known, data[layer], data[SNAPSHOT])
+        if where is None:
+            return None
+        plan = _plan(name, layer, raw, known, data, where)
         if plan is None:
             return None
         try:
-            return _write(plan, paths, layer, data, known.sha256, keep_backups)
+            return _write(plan, paths, layer, data, known.sha256, heads, keep_backups)
         except FileChangedError:
             # Another program replaced the layer while we wrote it (nothing was
             # renamed): the caller redoes the write from the files.
             return None
+
+
+@dataclass
+class _Where:
+    """Where the entry's text sits: its byte span in the layer and in the snapshot."""
+
+    style: JsonStyle  # the layer's (the snapshot's is DEFAULT_STYLE)
+    layer_span: tuple[int, int]
+    snap_span: tuple[int, int]
 
 
 @dataclass
@@ -239,23 +255,84 @@ class _Splice:
     old_item: dict
     new_item: dict
     entry: MergedEntry  # the entry as a full re-read will merge it
-    new_data: bytes  # the layer file
-    new_snap: bytes  # the snapshot
+    new_data: Spliced  # the layer file
+    new_snap: Spliced  # the snapshot
 
 
-def _read_known_files(
-    paths: dict[str, Path], layer: str, known: KnownState
-) -> dict[str, bytes] | None:
-    """The three files' bytes, or None unless each is the one *known* describes."""
-    data: dict[str, bytes] = {}
-    for key in (layer, SNAPSHOT, DISCOVERED if layer == CURATED else CURATED):
-        try:
-            data[key] = paths[key].read_bytes()
-        except OSError:
+def _sha256_of(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
+def _read_files(paths: dict[str, Path], layer: str) -> dict[str, bytes] | None:
+    """The bytes of the layer and of the snapshot (checked by :func:`_check_hashes`)."""
+    try:
+        return {key: paths[key].read_bytes() for key in (layer, SNAPSHOT)}
+    except OSError:
+        return None
+
+
+def _check_hashes(
+    data: dict[str, bytes], where: _Where | None, layer: str, known: dict[str, str]
+) -> dict[str, Any] | None:
+    """None unless the layer's and the snapshot's bytes are the ones *known* hashed.
+
+    Each file is hashed once, in two parts split where the entry starts; the hash
+    of the part before it is kept (``{key: sha256 object}``) so the new file's hash
+    costs only the entry and what follows it (:func:`_new_sha256`).
+    """
+    heads: dict[str, Any] = {}
+    for key, span in (
+        (layer, where and where.layer_span),
+        (SNAPSHOT, where and where.snap_span),
+    ):
+        view = memoryview(data[key])
+        at = span[0] if span else len(view)
+        head = hashlib.sha256(view[:at])
+        whole = head.copy()
+        whole.update(view[at:])
+        if whole.hexdigest() != known.get(key):
             return None
-        if hashlib.sha256(data[key]).hexdigest() != known.sha256.get(key):
-            return None
-    return data
+        heads[key] = head
+    return heads
+
+
+def _new_sha256(head: Any, new: Spliced) -> str:
+    """sha256 of *new*, given *head*: the hash of the bytes before its span."""
+    digest = head.copy()
+    _before, middle, after = new.pieces()
+    digest.update(middle)
+    digest.update(after)
+    return digest.hexdigest()
+
+
+def _locate(
+    name: str, layer: str, known: KnownState, layer_data: bytes, snap_data: bytes
+) -> _Where | None:
+    """The entry's spans, or None when the files are not canonical around it (or
+    its old copy is not clean): no splice then."""
+    old = known.curated if layer == CURATED else known.discovered
+    if not _entry_clean(old):
+        return None
+    bom = b"\xef\xbb\xbf"
+    if layer_data.startswith(bom) or snap_data.startswith(bom):
+        return None
+    # The bytes are the ones the last full read parsed as UTF-8 JSON (their sha256 is
+    # checked next): they are searched and spliced as bytes, with no decoded copy,
+    # and their style is read without a stripped copy of each file.
+    style = detect_parsed_style(layer_data)
+    if _item_indent(style) is None or detect_parsed_style(snap_data) != DEFAULT_STYLE:
+        return None
+    span = find_item_span(layer_data, name, old, style)
+    if span is None:
+        return None
+    old_entry = MergedEntry(name, known.curated, known.discovered, False)
+    snap_span = find_item_span(snap_data, name, old_entry.merged, DEFAULT_STYLE)
+    if snap_span is None:
+        return None
+    return _Where(style, span, snap_span)
 
 
 def _plan(
@@ -263,28 +340,13 @@ def _plan(
     layer: str,
     raw: dict,
     known: KnownState,
-    layer_data: bytes,
-    snap_data: bytes,
+    data: dict[str, bytes],
+    where: _Where,
 ) -> _Splice | None:
-    """The new layer and snapshot bytes, or None when the files are not canonical
-    around the entry (or either copy of the entry is not clean)."""
+    """The new layer and snapshot, or None when the new copy is not clean."""
     old = known.curated if layer == CURATED else known.discovered
-    if not _entry_clean(old):
-        return None
-    bom = b"\xef\xbb\xbf"
-    if layer_data.startswith(bom) or snap_data.startswith(bom):
-        return None
-    # The bytes are the ones the last full read parsed as UTF-8 JSON (their sha256 was
-    # checked): they are searched and spliced as bytes, with no decoded copy, and
-    # their style is read without a stripped copy of each file.
-    style = detect_parsed_style(layer_data)
-    if _item_indent(style) is None or detect_parsed_style(snap_data) != DEFAULT_STYLE:
-        return None
-    span = find_item_span(layer_data, name, old, style)
-    if span is None:
-        return None
     try:
-        rendered = render_item(ordered_like(old, raw), style)
+        rendered = render_item(ordered_like(old, raw), where.style)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"Update cannot be stored as JSON: {exc}") from None
     # What the next read will see.
@@ -292,18 +354,16 @@ def _plan(
     if not _entry_clean(new_item):
         return None
     curated, discovered = known.curated, known.discovered
-    old_entry = MergedEntry(name, curated, discovered, False)
     if layer == CURATED:
         curated = new_item
     else:
         discovered = new_item
     entry = MergedEntry(name, curated, discovered, False)
-    snap_span = find_item_span(snap_data, name, old_entry.merged, DEFAULT_STYLE)
-    if snap_span is None:
-        return None
-    new_data = _spliced(layer_data, span, rendered.encode("utf-8"))
-    new_snap = _spliced(
-        snap_data, snap_span, render_item(entry.merged, DEFAULT_STYLE).encode("utf-8")
+    new_data = Spliced(data[layer], *where.layer_span, rendered.encode("utf-8"))
+    new_snap = Spliced(
+        data[SNAPSHOT],
+        *where.snap_span,
+        render_item(entry.merged, DEFAULT_STYLE).encode("utf-8"),
     )
     return _Splice(name, old, new_item, entry, new_data, new_snap)
 
@@ -314,16 +374,18 @@ def _write(
     layer: str,
     data: dict[str, bytes],
     known_sha256: dict[str, str],
+    heads: dict[str, Any],
     keep_backups: int,
 ) -> SpliceResult:
     """Write the layer (with a backup) then the snapshot, under the caller's lock.
-    *data* holds the files' bytes as read under it, *known_sha256* their hashes.
+    *data* holds the files' bytes as read under it, *known_sha256* their hashes and
+    *heads* the hashes of their bytes before the entry (:func:`_check_hashes`).
 
     A snapshot that cannot be written is reported, never raised (like the original).
     """
     path = paths[layer]
     layer_data = data[layer]
-    changed = plan.new_data != layer_data
+    changed = not plan.new_data.same_as(layer_data)
     backup = (
         atomic_write(
             path,
@@ -335,7 +397,7 @@ def _write(
         if changed
         else None
     )
-    files = {layer: _file_state(path, plan.new_data)}
+    files = {layer: _file_state(path, _new_sha256(heads[layer], plan.new_data))}
     snapshot_error = None
     try:
         atomic_write(
@@ -344,8 +406,12 @@ def _write(
     except (RegistryError, OSError) as exc:
         snapshot_error = str(exc)
     try:
-        on_disk = plan.new_snap if snapshot_error is None else data[SNAPSHOT]
-        files[SNAPSHOT] = _file_state(paths[SNAPSHOT], on_disk)
+        files[SNAPSHOT] = _file_state(
+            paths[SNAPSHOT],
+            _new_sha256(heads[SNAPSHOT], plan.new_snap)
+            if snapshot_error is None
+            else known_sha256[SNAPSHOT],
+        )
     except OSError:
         pass
     name = plan.name

@@ -438,6 +438,42 @@ def test_bytes_the_caller_read_are_not_read_again_but_still_guarded(
     assert not list(tmp_path.glob("*.bak.json"))  # nothing replaced, nothing kept
 
 
+def test_a_spliced_write_is_the_joined_bytes_and_a_same_span_is_no_write(tmp_path):
+    """A one-entry change is handed over as (old bytes, span, new middle): the file
+    gets exactly the joined bytes; a middle equal to the span writes nothing."""
+    import hashlib
+
+    from registry.layers import FileChangedError
+    from registry.layers.files import Spliced
+
+    target = tmp_path / "model_registry.discovered.json"
+    old = b'[\n  {"name": "a"},\n  {"name": "b"}\n]\n'
+    target.write_bytes(old)
+    start, end = old.index(b'{"name": "b"}'), old.index(b"}\n]") + 1
+    before = target.stat().st_mtime_ns
+
+    same = Spliced(old, start, end, b'{"name": "b"}')
+    assert same.same_as(old) and same.same_as(bytes(old))  # by identity and by value
+    assert atomic_write(target, same, current=old) is None
+    assert target.stat().st_mtime_ns == before
+    assert not list(tmp_path.glob("*.bak.json"))
+
+    new = Spliced(old, start, end, b'{"name": "b", "x": "\xc3\xa9"}')
+    assert not new.same_as(old)
+    sha = hashlib.sha256(old).hexdigest()
+    backup = atomic_write(target, new, keep_backups=3, expected_sha256=sha, current=old)
+    assert target.read_bytes() == old[:start] + new.middle + old[end:]
+    assert bytes(new) == target.read_bytes()
+    assert backup.read_bytes() == old
+
+    # Another program rewrote the file after the caller read it: nothing renamed.
+    target.write_bytes(b"[]\n")
+    with pytest.raises(FileChangedError):
+        atomic_write(target, new, expected_sha256=sha, current=old)
+    assert target.read_bytes() == b"[]\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_atomic_write_keeps_permission_bits(tmp_path):
     target = tmp_path / "f.json"
     target.write_bytes(b"[]")

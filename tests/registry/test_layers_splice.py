@@ -8,6 +8,7 @@ every byte outside the entry must be untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -151,6 +152,16 @@ def test_splice_equals_full_rewrite(
         assert spliced.write.before == full.before
         assert spliced.write.fingerprints == full.fingerprints
         assert spliced.write.changed == full.changed
+        # The new files' hashes (from the kept hash of the bytes before the entry)
+        # are the files' real hashes: the mirror's next splice checks against them.
+        for key, file_name in (
+            (layer, layer_file_name(layer)),
+            (layers.SNAPSHOT, layers.SNAPSHOT_FILE),
+        ):
+            assert (
+                spliced.files[key].sha256 == hashlib.sha256(got[file_name]).hexdigest()
+            )
+            assert spliced.files[key].size == len(got[file_name])
         fresh = layers.load_registry(a).entries[name]
         assert spliced.entry.fingerprint == fresh.fingerprint
         assert spliced.entry.merged == fresh.merged
