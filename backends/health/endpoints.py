@@ -181,6 +181,19 @@ def build_endpoints(entries: Iterable[ModelEntry] | None = None) -> list[Endpoin
     one vLLM model is served at a time: the active one).
     """
     found: dict[str, Endpoint] = {VLLM_ACTIVE_KEY: _vllm_endpoint()}
+    # (endpoint key, list, value) already listed: with 10,000 entries on one server a
+    # membership test of the lists themselves would be quadratic (seconds per check).
+    listed = {
+        (key, name, value)
+        for key, ep in found.items()
+        for name in ("sources", "expected")
+        for value in getattr(ep, name)
+    }
+
+    def listed_once(endpoint: Endpoint, name: str, value: str) -> None:
+        if (endpoint.key, name, value) not in listed:
+            listed.add((endpoint.key, name, value))
+            getattr(endpoint, name).append(value)
 
     def add(kind: str, url: str, source: str) -> Endpoint:
         key = endpoint_key(kind, url)
@@ -188,8 +201,7 @@ def build_endpoints(entries: Iterable[ModelEntry] | None = None) -> list[Endpoin
         if endpoint is None:
             label = f"{BackendKind(kind).label} ({url})"
             endpoint = found[key] = Endpoint(key=key, kind=kind, label=label, url=url)
-        if source not in endpoint.sources:
-            endpoint.sources.append(source)
+        listed_once(endpoint, "sources", source)
         return endpoint
 
     for kind, url, source in _setting_urls():
@@ -218,8 +230,8 @@ def build_endpoints(entries: Iterable[ModelEntry] | None = None) -> list[Endpoin
             if kind == BackendKind.OLLAMA
             else _entry_expected_model(entry)
         )
-        if expected and expected not in endpoint.expected:
-            endpoint.expected.append(expected)
+        if expected:
+            listed_once(endpoint, "expected", expected)
     return sorted(found.values(), key=lambda e: (KIND_ORDER.index(e.kind), e.key))
 
 
