@@ -118,39 +118,7 @@ class Principal:
             return False
         if self.token is not None and perm not in SCOPE_PERMISSIONS[self.token.scope]:
             return False
-        prime_permissions(self.user)
         return self.user.has_perm(perm)
-
-
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
-
-def prime_permissions(user) -> None:
-    """Fill ``ModelBackend``'s per-request permission cache with ONE query.
-
-    ``user.has_perm`` asks ``ModelBackend``, which reads the user's own permissions
-    and their groups' permissions in two queries (with joins) and keeps the union in
-    ``user._perm_cache`` for the rest of the request. Every token request checks a
-    permission, so this reads the same union in one query. The user object comes
-    fresh from the token lookup of this request: a role change applies at once.
-    """
-    if (
-        hasattr(user, "_perm_cache")
-        or not user.is_active
-        or user.is_superuser
-        or MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS
-    ):
-        return
-    from django.contrib.auth.models import Permission
-    from django.db.models import Q
-
-    rows = (
-        Permission.objects.filter(Q(user=user) | Q(group__user=user))
-        .values_list("content_type__app_label", "codename")
-        .order_by()
-        .distinct()
-    )
-    user._perm_cache = {f"{app}.{codename}" for app, codename in rows}
 
 
 # --------------------------------------------------------------------------- create / revoke

@@ -133,7 +133,8 @@ MIDDLEWARE = [
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, with a user's permissions read in one query instead of two.
+    "imageworks_site.auth.ModelBackend",
 ]
 
 ROOT_URLCONF = "imageworks_site.urls"

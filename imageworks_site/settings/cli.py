@@ -25,4 +25,4 @@ WEB_ONLY_APPS = (
 )
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith(("axes.", "django_htmx."))]
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["imageworks_site.auth.ModelBackend"]
