@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from registry.hashing import hash_file
+
 from .constants import (
     CURATED_FILE,
     DISCOVERED_FILE,
@@ -225,16 +227,10 @@ def _replace_file(
                 pass
 
 
-def file_sha256(path: Path) -> str:
-    """The file's sha256, read in small blocks (no copy of the whole file in memory).
-    Raises OSError."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _sha256_of(path: Path) -> str | None:
+    """The file's sha256, read in blocks (no copy of the whole file in memory)."""
     try:
-        return file_sha256(path)
+        return hash_file(path)
     except FileNotFoundError:
         return None
 

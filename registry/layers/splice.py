@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry.hashing import hash_file
+
 from .constants import (
     CURATED,
     CURATED_FILE,
@@ -33,7 +35,7 @@ from .constants import (
     SNAPSHOT_FILE,
 )
 from .errors import ConflictError, FileChangedError, RegistryError
-from .files import Spliced, atomic_write, file_sha256, registry_lock
+from .files import Spliced, atomic_write, registry_lock
 from .merge import ABSENT_FINGERPRINT, MergedEntry, copy_json
 from .read import entry_issues, name_problem
 from .style import DEFAULT_STYLE, JsonStyle, detect_parsed_style
@@ -205,7 +207,10 @@ def splice_entry_write(
     }
     with registry_lock(folder, lock_timeout):
         other = DISCOVERED if layer == CURATED else CURATED
-        if _sha256_of(paths[other]) != known.sha256.get(other):
+        try:
+            if hash_file(paths[other]) != known.sha256.get(other):
+                return None
+        except OSError:
             return None
         data = _read_files(paths, layer)
         if data is None:
@@ -257,13 +262,6 @@ class _Splice:
     entry: MergedEntry  # the entry as a full re-read will merge it
     new_data: Spliced  # the layer file
     new_snap: Spliced  # the snapshot
-
-
-def _sha256_of(path: Path) -> str | None:
-    try:
-        return file_sha256(path)
-    except OSError:
-        return None
 
 
 def _read_files(paths: dict[str, Path], layer: str) -> dict[str, bytes] | None:
